@@ -1,0 +1,310 @@
+//! The HTTP API's wire types, defined once for the server and the WASM client.
+//!
+//! Field names and order follow the original Go API (itself a thin layer over
+//! Ollama), so its clients keep working: serde serialises fields in
+//! declaration order, which the byte-exact wire tests rely on.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Every error answer: `{"error": "…"}`, whatever the status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// What went wrong, readable by a person.
+    pub error: String,
+}
+
+/// Answer of `GET /api/v1/models`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ModelList {
+    pub models: Vec<ModelInfo>,
+}
+
+/// One model as Ollama's `/api/tags` describes it, plus the backend serving it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ModelInfo {
+    /// The name to put in a request's `model` field, e.g. `llama3.2:latest`.
+    pub name: String,
+    pub model: String,
+    /// RFC 3339 time the model was last changed.
+    pub modified_at: String,
+    /// Size on disk in bytes.
+    pub size: u64,
+    pub digest: String,
+    pub details: ModelDetails,
+    pub backend: BackendKind,
+}
+
+/// What a model is: format, family, size class and quantisation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ModelDetails {
+    #[serde(default)]
+    pub format: String,
+    #[serde(default)]
+    pub family: String,
+    /// Ollama sends `null` for models with no family list; we send `[]`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub families: Vec<String>,
+    #[serde(default)]
+    pub parameter_size: String,
+    #[serde(default)]
+    pub quantization_level: String,
+}
+
+/// Which kind of backend runs a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// An Ollama server reached over HTTP.
+    Ollama,
+    /// A GGUF model run inside the llm-chat process.
+    Embedded,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ollama => "ollama",
+            Self::Embedded => "embedded",
+        }
+    }
+}
+
+/// Body of `POST /api/v1/generate` and `POST /api/v1/generate/stream`.
+///
+/// `model` and `prompt` default to empty so that a missing field and an empty
+/// one get the same clear message from validation instead of serde's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct GenerateRequest {
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub prompt: String,
+    /// The `context` of an earlier answer, to continue that conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Vec<i64>>,
+    /// Overrides the model's system prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<ModelOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<KeepAlive>,
+}
+
+/// Body of `POST /api/v1/chat` and `POST /api/v1/chat/stream`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ChatRequest {
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub messages: Vec<ChatMessage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<ModelOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<KeepAlive>,
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// Who said a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+    Tool,
+}
+
+/// Sampling options, named as Ollama names them. Options not listed here are
+/// forwarded to Ollama untouched.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ModelOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+    /// Most tokens to generate; -1 means no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_predict: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_penalty: Option<f32>,
+    /// Context window in tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_ctx: Option<u32>,
+    /// Any other Ollama option, passed through as given.
+    #[serde(flatten)]
+    #[cfg_attr(feature = "ssr", schema(ignore))]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// How long the backend keeps the model loaded after this request: a
+/// duration string such as `"5m"` or `"-1"` (forever), or a number of seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum KeepAlive {
+    Seconds(f64),
+    Duration(String),
+}
+
+/// Answer of `POST /api/v1/generate`: the whole generation at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct GenerateResponse {
+    pub model: String,
+    pub created_at: String,
+    pub response: String,
+    pub done: bool,
+    /// `stop` (natural end or stop sequence) or `length` (token limit).
+    pub done_reason: Option<String>,
+    /// Send this back as `context` to continue the conversation.
+    pub context: Option<Vec<i64>>,
+    /// Nanoseconds, as Ollama reports them.
+    pub total_duration: u64,
+    pub load_duration: u64,
+    pub prompt_eval_count: u64,
+    pub prompt_eval_duration: u64,
+    pub eval_count: u64,
+    pub eval_duration: u64,
+}
+
+/// Answer of `POST /api/v1/chat`: the assistant's whole message at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ChatResponse {
+    pub model: String,
+    pub created_at: String,
+    pub message: ChatMessage,
+    pub done: bool,
+    pub done_reason: Option<String>,
+    pub total_duration: u64,
+    pub load_duration: u64,
+    pub prompt_eval_count: u64,
+    pub prompt_eval_duration: u64,
+    pub eval_count: u64,
+    pub eval_duration: u64,
+}
+
+/// `data:` of each token frame of every SSE stream (generate, chat and
+/// generations alike), so one client parser serves them all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct TokenChunk<'a> {
+    #[serde(borrow)]
+    pub response: Cow<'a, str>,
+    /// Always `false`: the end of a stream is its own `event: done` frame.
+    pub done: bool,
+}
+
+/// `data:` of the `event: done` frame that ends a successful stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct DoneChunk {
+    pub done: bool,
+    pub done_reason: Option<String>,
+    /// Only for generate streams: send back as `context` to continue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Vec<i64>>,
+    pub total_duration: u64,
+    pub load_duration: u64,
+    pub prompt_eval_count: u64,
+    pub prompt_eval_duration: u64,
+    pub eval_count: u64,
+    pub eval_duration: u64,
+}
+
+/// Name of the SSE event that ends a successful stream.
+pub const EVENT_DONE: &str = "done";
+/// Name of the SSE event that ends a failed stream; its data is an [`ErrorBody`].
+pub const EVENT_ERROR: &str = "error";
+
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_chunk_has_the_go_apis_exact_shape() {
+        let chunk = TokenChunk {
+            response: "Hello".into(),
+            done: false,
+        };
+        assert_eq!(
+            serde_json::to_string(&chunk).unwrap(),
+            r#"{"response":"Hello","done":false}"#
+        );
+    }
+
+    #[test]
+    fn missing_model_and_prompt_deserialize_as_empty_for_validation() {
+        let request: GenerateRequest = serde_json::from_str("{}").unwrap();
+        assert_eq!(request.model, "");
+        assert_eq!(request.prompt, "");
+    }
+
+    #[test]
+    fn unknown_options_are_kept_for_ollama() {
+        let options: ModelOptions =
+            serde_json::from_str(r#"{"temperature":0.5,"mirostat":2}"#).unwrap();
+        assert_eq!(options.temperature, Some(0.5));
+        assert_eq!(options.other["mirostat"], 2);
+        assert_eq!(
+            serde_json::to_string(&options).unwrap(),
+            r#"{"temperature":0.5,"mirostat":2}"#
+        );
+    }
+
+    #[test]
+    fn keep_alive_accepts_a_duration_or_seconds() {
+        let text: KeepAlive = serde_json::from_str(r#""5m""#).unwrap();
+        let number: KeepAlive = serde_json::from_str("300").unwrap();
+        assert_eq!(text, KeepAlive::Duration("5m".into()));
+        assert_eq!(number, KeepAlive::Seconds(300.0));
+    }
+
+    #[test]
+    fn null_families_become_an_empty_list() {
+        let details: ModelDetails = serde_json::from_str(r#"{"families":null}"#).unwrap();
+        assert!(details.families.is_empty());
+    }
+}

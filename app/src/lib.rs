@@ -1,0 +1,51 @@
+//! llm-chat's shared crate: the API's wire types (used by the server and the
+//! browser alike) and the Leptos UI, rendered on the server (`ssr`) and
+//! hydrated in the browser (`hydrate`).
+
+pub mod api;
+mod models;
+
+#[cfg(feature = "ssr")]
+pub use models::{ModelCatalog, SharedModelCatalog};
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+
+use crate::models::ModelOverview;
+
+/// The HTML document around the app; the server renders it for every page.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The page at `/`.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/llm-chat.css" />
+        <Title text="llm-chat" />
+        <main class="page">
+            <header class="page-header">
+                <h1>"llm-chat"</h1>
+            </header>
+            <ModelOverview />
+        </main>
+    }
+}

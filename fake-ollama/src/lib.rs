@@ -1,0 +1,128 @@
+//! A controllable stand-in for the Ollama HTTP API.
+//!
+//! It serves `/`, `/api/version`, `/api/tags`, `/api/show`, `/api/generate`
+//! and `/api/chat` the way Ollama does (NDJSON streams by default, one JSON
+//! with `"stream": false`, Ollama's error bodies), paces and breaks its
+//! answers on request, and records what it saw so tests can prove, for
+//! example, that a client's cancel reached the upstream.
+//!
+//! Control endpoints, outside Ollama's API:
+//! - `GET /_fake/events`, `DELETE /_fake/events`: the event log;
+//! - `GET /_fake/behavior`, `POST /_fake/behavior`: the current [`Behavior`].
+
+mod answer;
+mod behavior;
+mod events;
+mod models;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use behavior::{Behavior, Fault};
+pub use events::{EventLog, FakeEvent};
+pub use models::{FakeModel, default_models};
+
+/// The fake's shared state: what it has, how it behaves, what it saw.
+#[derive(Debug, Clone)]
+pub struct FakeState {
+    models: Arc<Vec<FakeModel>>,
+    behavior: Arc<RwLock<Behavior>>,
+    events: EventLog,
+}
+
+impl FakeState {
+    pub fn new(models: Vec<FakeModel>, behavior: Behavior) -> Self {
+        Self {
+            models: Arc::new(models),
+            behavior: Arc::new(RwLock::new(behavior)),
+            events: EventLog::default(),
+        }
+    }
+
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    pub fn behavior(&self) -> Behavior {
+        self.behavior
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_behavior(&self, behavior: Behavior) {
+        *self.behavior.write().unwrap_or_else(|p| p.into_inner()) = behavior;
+    }
+
+    fn find_model(&self, requested: &str) -> Option<&FakeModel> {
+        self.models.iter().find(|model| model.answers_to(requested))
+    }
+}
+
+/// The fake's routes, for serving on any listener.
+pub fn router(state: FakeState) -> axum::Router {
+    routes::router(state)
+}
+
+/// A fake Ollama running on a loopback port, stopped when dropped.
+#[derive(Debug)]
+pub struct FakeOllama {
+    addr: SocketAddr,
+    state: FakeState,
+    server: JoinHandle<()>,
+}
+
+impl FakeOllama {
+    /// Starts a fake with the default models on a free loopback port.
+    pub async fn start(behavior: Behavior) -> std::io::Result<Self> {
+        Self::start_with(default_models(), behavior).await
+    }
+
+    pub async fn start_with(models: Vec<FakeModel>, behavior: Behavior) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::serve(listener, FakeState::new(models, behavior))
+    }
+
+    /// Serves on an already bound listener.
+    pub fn serve(listener: TcpListener, state: FakeState) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let app = router(state.clone());
+        let server = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(%error, "fake-ollama stopped");
+            }
+        });
+        Ok(Self {
+            addr,
+            state,
+            server,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn events(&self) -> &EventLog {
+        self.state.events()
+    }
+
+    pub fn set_behavior(&self, behavior: Behavior) {
+        self.state.set_behavior(behavior);
+    }
+}
+
+impl Drop for FakeOllama {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}

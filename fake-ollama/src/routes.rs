@@ -1,0 +1,145 @@
+//! The fake's HTTP surface: Ollama's endpoints plus `/_fake/*` controls.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::FakeState;
+use crate::answer::{Answer, Endpoint};
+use crate::behavior::Behavior;
+
+pub fn router(state: FakeState) -> Router {
+    Router::new()
+        .route("/", get(root))
+        .route("/api/version", get(version))
+        .route("/api/tags", get(list_tags))
+        .route("/api/show", post(show_model))
+        .route("/api/generate", post(generate))
+        .route("/api/chat", post(chat))
+        .route("/_fake/events", get(list_events).delete(clear_events))
+        .route("/_fake/behavior", get(get_behavior).post(set_behavior))
+        .with_state(state)
+}
+
+/// Ollama's error body with a status.
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn root() -> &'static str {
+    "Ollama is running"
+}
+
+async fn version() -> Json<Value> {
+    Json(json!({ "version": "0.12.6" }))
+}
+
+async fn list_tags(State(state): State<FakeState>) -> Json<Value> {
+    let models: Vec<Value> = state.models.iter().map(|model| model.tag_entry()).collect();
+    Json(json!({ "models": models }))
+}
+
+async fn show_model(State(state): State<FakeState>, body: Bytes) -> Response {
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(parse_error) => return error(StatusCode::BAD_REQUEST, parse_error.to_string()),
+    };
+    state.events.request("/api/show", request.clone());
+    // Ollama accepts the model under either key.
+    let requested = request["model"]
+        .as_str()
+        .or_else(|| request["name"].as_str())
+        .unwrap_or_default();
+    match state.find_model(requested) {
+        Some(model) => Json(model.show()).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("model '{requested}' not found"),
+        ),
+    }
+}
+
+async fn generate(State(state): State<FakeState>, body: Bytes) -> Response {
+    answer(state, Endpoint::Generate, body).await
+}
+
+async fn chat(State(state): State<FakeState>, body: Bytes) -> Response {
+    answer(state, Endpoint::Chat, body).await
+}
+
+async fn answer(state: FakeState, endpoint: Endpoint, body: Bytes) -> Response {
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(request @ Value::Object(_)) => request,
+        Ok(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "request body must be a JSON object",
+            );
+        }
+        Err(parse_error) => return error(StatusCode::BAD_REQUEST, parse_error.to_string()),
+    };
+    let id = state.events.request(endpoint.path(), request.clone());
+    let model = match request["model"].as_str() {
+        Some(model) if !model.is_empty() => model.to_string(),
+        _ => return error(StatusCode::BAD_REQUEST, "model is required"),
+    };
+    if state.find_model(&model).is_none() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("model \"{model}\" not found, try pulling it first"),
+        );
+    }
+
+    let behavior = state.behavior();
+    // Created before any waiting, so a client that gives up while the fake
+    // hangs is recorded as a disconnect too.
+    let mut guard = state.events.answer(id, endpoint.path());
+    if behavior.hang_before_headers {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(behavior.headers_delay()).await;
+
+    let answer = Answer::new(endpoint, model, behavior, &request);
+    if request["stream"].as_bool() == Some(false) {
+        match answer.whole(&mut guard).await {
+            Ok(whole) => Json(whole).into_response(),
+            Err(failure) => (StatusCode::INTERNAL_SERVER_ERROR, Json(failure)).into_response(),
+        }
+    } else {
+        (
+            [(header::CONTENT_TYPE, "application/x-ndjson")],
+            Body::from_stream(answer.stream(guard)),
+        )
+            .into_response()
+    }
+}
+
+async fn list_events(State(state): State<FakeState>) -> Json<Value> {
+    Json(json!({
+        "events": state.events.snapshot(),
+        "open_streams": state.events.open_streams(),
+    }))
+}
+
+async fn clear_events(State(state): State<FakeState>) -> StatusCode {
+    state.events.clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn get_behavior(State(state): State<FakeState>) -> Json<Behavior> {
+    Json(state.behavior())
+}
+
+async fn set_behavior(State(state): State<FakeState>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Behavior>(&body) {
+        Ok(behavior) => {
+            state.set_behavior(behavior.clone());
+            Json(behavior).into_response()
+        }
+        Err(parse_error) => error(StatusCode::BAD_REQUEST, parse_error.to_string()),
+    }
+}

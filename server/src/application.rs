@@ -1,0 +1,136 @@
+//! Building and running the server: backends, state, router, listener and
+//! graceful shutdown. Tests build it on port 0 and read `addr()`.
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use leptos::config::LeptosOptions;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::Backend;
+use crate::backend::ollama::{OllamaBackend, OllamaSettings};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::routes;
+use crate::state::AppState;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    router: Router,
+    state: AppState,
+    grace: Duration,
+}
+
+impl Application {
+    /// Builds the server with the backends the configuration names.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let ollama = OllamaBackend::new(OllamaSettings {
+            url: config.ollama_base_url().map_err(StartError::Config)?,
+            timeout: config.ollama_timeout,
+            tcp_keep_alive: config.ollama_keep_alive,
+            idle_timeout: config.ollama_idle_timeout,
+        })
+        .map_err(StartError::Config)?;
+        Self::build_with_backends(config, vec![Arc::new(ollama)]).await
+    }
+
+    /// Builds the server over the given backends (tests bring their own).
+    pub async fn build_with_backends(
+        config: Config,
+        backends: Vec<Arc<dyn Backend>>,
+    ) -> Result<Self, StartError> {
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+        let state = AppState {
+            registry: Arc::new(Registry::new(backends)),
+            metrics: Arc::new(Metrics::default()),
+            sse_keep_alive: config.sse_keep_alive,
+            body_limit: config.body_limit,
+            shutdown: CancellationToken::new(),
+            leptos_options: leptos_options(&config, addr),
+        };
+        let router = routes::app(state.clone());
+        Ok(Self {
+            listener,
+            addr,
+            router,
+            state,
+            grace: config.shutdown_grace,
+        })
+    }
+
+    /// The address actually bound (port 0 resolved).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `state().shutdown` is cancelled, then stops accepting,
+    /// ends open streams, lets other requests finish, and returns within
+    /// the grace period whatever is still open.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let shutdown = self.state.shutdown.clone();
+        let server = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let grace = self.grace;
+        let grace_elapsed = async move {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = server.into_future() => result,
+            () = grace_elapsed => {
+                tracing::warn!(
+                    grace_seconds = grace.as_secs_f64(),
+                    "requests still open after the shutdown grace period; stopping anyway"
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Leptos's settings, from our configuration rather than its own env
+/// lookups, so one config source rules the process.
+fn leptos_options(config: &Config, addr: SocketAddr) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("llm-chat")
+        .site_root(config.site_root.to_string_lossy().as_ref())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build()
+}

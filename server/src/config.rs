@@ -1,0 +1,232 @@
+//! The server's one typed configuration: CLI flags, with environment
+//! variables (and a `.env` file) as fallbacks, and a default for everything.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use url::Url;
+
+/// llm-chat: a chat UI and a REST + Server-Sent Events API over Ollama.
+///
+/// Every option can also be set through the environment variable named in
+/// its help, or in a `.env` file in the working directory.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "llm-chat", version, about, long_about = None)]
+pub struct Config {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "LLM_CHAT_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Base URL of the Ollama server [default: http://127.0.0.1:11434, or
+    /// built from OLLAMA_HOST and OLLAMA_PORT when those are set].
+    #[arg(long, env = "OLLAMA_URL")]
+    pub ollama_url: Option<Url>,
+
+    /// Ollama host, as the Go API took it (used when OLLAMA_URL is not set).
+    #[arg(long, env = "OLLAMA_HOST", hide_short_help = true)]
+    pub ollama_host: Option<String>,
+
+    /// Ollama port, as the Go API took it (used when OLLAMA_URL is not set).
+    #[arg(long, env = "OLLAMA_PORT", hide_short_help = true)]
+    pub ollama_port: Option<u16>,
+
+    /// Seconds to wait for Ollama to accept a connection, and again for its
+    /// response headers. Never bounds a response body: long answers stream
+    /// for as long as they take.
+    #[arg(
+        long,
+        env = "OLLAMA_HTTP_CLIENT_TIMEOUT_SECONDS",
+        default_value = "30",
+        value_parser = parse_positive_seconds
+    )]
+    pub ollama_timeout: Duration,
+
+    /// TCP keep-alive interval, in seconds, of connections to Ollama.
+    #[arg(
+        long,
+        env = "OLLAMA_HTTP_CLIENT_KEEP_ALIVE_SECONDS",
+        default_value = "30",
+        value_parser = parse_positive_seconds
+    )]
+    pub ollama_keep_alive: Duration,
+
+    /// Seconds an idle pooled connection to Ollama is kept for reuse.
+    #[arg(
+        long,
+        env = "OLLAMA_HTTP_CLIENT_IDLE_CONN_TIMEOUT_SECONDS",
+        default_value = "90",
+        value_parser = parse_positive_seconds
+    )]
+    pub ollama_idle_timeout: Duration,
+
+    /// Largest accepted request body, in bytes; larger ones get 413.
+    #[arg(long, env = "LLM_CHAT_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+
+    /// Seconds between keep-alive comments on an idle SSE stream, so
+    /// proxies do not time it out.
+    #[arg(
+        long,
+        env = "LLM_CHAT_SSE_KEEP_ALIVE_SECONDS",
+        default_value = "15",
+        value_parser = parse_positive_seconds
+    )]
+    pub sse_keep_alive: Duration,
+
+    /// Seconds to let requests finish after SIGINT/SIGTERM before exiting.
+    #[arg(
+        long,
+        env = "LLM_CHAT_SHUTDOWN_GRACE_SECONDS",
+        default_value = "10",
+        value_parser = parse_seconds
+    )]
+    pub shutdown_grace: Duration,
+
+    /// Directory of the built web assets (cargo-leptos's site root).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+
+    /// Log format: human-readable lines, or one JSON object per line.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// Log filter in tracing's syntax, e.g. `info` or `llm_chat=debug,info`.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log_level: String,
+}
+
+/// Something to do instead of serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Print the OpenAPI document of the HTTP API and exit.
+    Openapi,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Config {
+    /// Reads `.env` (if present), then flags and environment.
+    pub fn load() -> Self {
+        // A missing .env is normal; a malformed one is worth a word, but the
+        // logger is not up yet, so the error goes to stderr.
+        if let Err(error) = dotenvy::dotenv()
+            && !error.not_found()
+        {
+            eprintln!("llm-chat: ignoring .env: {error}");
+        }
+        Self::parse()
+    }
+
+    /// The defaults, ignoring flags but not the environment: the base that
+    /// tests adjust field by field.
+    pub fn from_env() -> Self {
+        Self::parse_from(["llm-chat"])
+    }
+
+    /// Where Ollama is, from OLLAMA_URL, else OLLAMA_HOST + OLLAMA_PORT.
+    pub fn ollama_base_url(&self) -> Result<Url, String> {
+        if let Some(url) = &self.ollama_url {
+            return Ok(url.clone());
+        }
+        let Some(host) = self.ollama_host.as_deref().filter(|host| !host.is_empty()) else {
+            return Ok(Url::parse("http://127.0.0.1:11434").expect("a valid URL"));
+        };
+        // As Ollama reads OLLAMA_HOST: a bare host gets Ollama's port, a URL
+        // with a scheme keeps that scheme's default port.
+        let (with_scheme, default_port) = if host.contains("://") {
+            (host.to_string(), None)
+        } else {
+            (format!("http://{host}"), Some(11434))
+        };
+        let mut url = Url::parse(&with_scheme)
+            .map_err(|error| format!("OLLAMA_HOST={host:?} is not a host name: {error}"))?;
+        if url.port().is_none()
+            && let Some(port) = self.ollama_port.or(default_port)
+        {
+            url.set_port(Some(port))
+                .map_err(|()| format!("OLLAMA_HOST={host:?} cannot take a port"))?;
+        }
+        Ok(url)
+    }
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is not a valid duration"))
+}
+
+fn parse_positive_seconds(text: &str) -> Result<Duration, String> {
+    let duration = parse_seconds(text)?;
+    if duration.is_zero() {
+        return Err("must be more than 0 seconds".to_string());
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        Config::try_parse_from(std::iter::once("llm-chat").chain(args.iter().copied()))
+            .expect("valid flags")
+    }
+
+    #[test]
+    fn ollama_url_wins_over_host_and_port() {
+        let config = parse(&[
+            "--ollama-url",
+            "http://gpu-box:8080",
+            "--ollama-host",
+            "other",
+        ]);
+        assert_eq!(
+            config.ollama_base_url().unwrap().as_str(),
+            "http://gpu-box:8080/"
+        );
+    }
+
+    #[test]
+    fn the_go_apis_host_and_port_still_work() {
+        let config = parse(&["--ollama-host", "gpu-box", "--ollama-port", "9999"]);
+        assert_eq!(
+            config.ollama_base_url().unwrap().as_str(),
+            "http://gpu-box:9999/"
+        );
+        let config = parse(&["--ollama-host", "http://gpu-box"]);
+        assert_eq!(
+            config.ollama_base_url().unwrap().as_str(),
+            "http://gpu-box/"
+        );
+        let config = parse(&["--ollama-host", "0.0.0.0"]);
+        assert_eq!(
+            config.ollama_base_url().unwrap().as_str(),
+            "http://0.0.0.0:11434/"
+        );
+    }
+
+    #[test]
+    fn fractional_seconds_are_accepted_and_zero_timeouts_refused() {
+        assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
+        assert!(parse_positive_seconds("0").is_err());
+        assert!(parse_seconds("soon").is_err());
+    }
+
+    #[test]
+    fn a_bad_value_names_the_flag() {
+        let error = Config::try_parse_from(["llm-chat", "--ollama-timeout", "soon"]).unwrap_err();
+        assert!(error.to_string().contains("--ollama-timeout"), "{error}");
+    }
+}

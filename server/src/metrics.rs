@@ -1,0 +1,89 @@
+//! Process-wide counters, served at `/metrics` in Prometheus' text format
+//! and read by tests (an open stream count that must return to 0).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    active_streams: AtomicU64,
+    streams_total: AtomicU64,
+    tokens_relayed: AtomicU64,
+}
+
+impl Metrics {
+    /// SSE streams open right now.
+    pub fn active_streams(&self) -> u64 {
+        self.active_streams.load(Ordering::Relaxed)
+    }
+
+    /// Counts one open stream until the returned guard is dropped.
+    pub fn stream_opened(self: &Arc<Self>) -> StreamGuard {
+        self.active_streams.fetch_add(1, Ordering::Relaxed);
+        self.streams_total.fetch_add(1, Ordering::Relaxed);
+        StreamGuard {
+            metrics: self.clone(),
+        }
+    }
+
+    pub fn token_relayed(&self) {
+        self.tokens_relayed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters in Prometheus' text exposition format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(text, "# HELP {name} {help}");
+            let _ = writeln!(text, "# TYPE {name} {kind}");
+            let _ = writeln!(text, "{name} {value}");
+        };
+        metric(
+            "llm_chat_active_streams",
+            "gauge",
+            "SSE token streams open right now.",
+            self.active_streams(),
+        );
+        metric(
+            "llm_chat_streams_total",
+            "counter",
+            "SSE token streams opened since start.",
+            self.streams_total.load(Ordering::Relaxed),
+        );
+        metric(
+            "llm_chat_tokens_relayed_total",
+            "counter",
+            "Tokens sent to clients since start.",
+            self.tokens_relayed.load(Ordering::Relaxed),
+        );
+        text
+    }
+}
+
+/// Keeps a stream counted as open; see [`Metrics::stream_opened`].
+#[derive(Debug)]
+pub struct StreamGuard {
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.metrics.active_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_guard_closes_its_stream() {
+        let metrics = Arc::new(Metrics::default());
+        let guard = metrics.stream_opened();
+        assert_eq!(metrics.active_streams(), 1);
+        drop(guard);
+        assert_eq!(metrics.active_streams(), 0);
+        assert!(metrics.render().contains("llm_chat_streams_total 1\n"));
+    }
+}

@@ -1,0 +1,53 @@
+//! The OpenAPI document of the whole API, generated from the handlers and
+//! wire types, served at `/api/v1/openapi.json` with Swagger UI at
+//! `/swagger-ui`.
+
+use app::api::{DoneChunk, ErrorBody, TokenChunk};
+use axum::Router;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::routes;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "llm-chat",
+        description = "A REST + Server-Sent Events API over LLM backends (Ollama, or a model \
+                       run in-process). Compatible with the original Go API: list models, \
+                       generate, generate over SSE; plus chat. Every error is JSON \
+                       `{\"error\": \"…\"}`."
+    ),
+    paths(
+        routes::list_models,
+        routes::generate,
+        routes::stream_generate,
+        routes::chat,
+        routes::stream_chat,
+        routes::health,
+        routes::readiness,
+        routes::metrics,
+    ),
+    components(schemas(TokenChunk, DoneChunk, ErrorBody)),
+    tags(
+        (name = "models", description = "What the backends can run"),
+        (name = "generate", description = "Complete a prompt"),
+        (name = "chat", description = "Answer a conversation"),
+        (name = "health", description = "Liveness, readiness and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as the server serves it and `make openapi` writes it.
+pub fn document() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serialises")
+}
+
+pub fn router() -> Router<AppState> {
+    SwaggerUi::new("/swagger-ui")
+        .url("/api/v1/openapi.json", ApiDoc::openapi())
+        .into()
+}

@@ -1,0 +1,90 @@
+//! `GET /healthz` (the process answers) and `GET /readyz` (which backends
+//! can serve), for load balancers and orchestrators; plus `GET /metrics`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::backend::BackendHealth;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/readyz", get(readiness))
+        .route("/metrics", get(metrics))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`: answering at all is the signal.
+    pub status: &'static str,
+}
+
+/// Whether the process is alive. Never touches a backend.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "The process is alive", body = Health))
+)]
+pub async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// True when at least one backend can serve requests.
+    pub ready: bool,
+    /// Each backend's state, by name (`ollama`, `embedded`).
+    pub backends: BTreeMap<&'static str, BackendHealth>,
+}
+
+/// Whether the backends are reachable, each reported on its own.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "At least one backend can serve", body = Readiness),
+        (status = 503, description = "No backend can serve", body = Readiness),
+    )
+)]
+pub async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
+    let backends: BTreeMap<_, _> = state
+        .registry
+        .health()
+        .await
+        .into_iter()
+        .map(|health| (health.backend.as_str(), health))
+        .collect();
+    let ready = backends.values().any(|health| health.ready);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(Readiness { ready, backends }))
+}
+
+/// Counters in Prometheus' text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String))
+)]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}

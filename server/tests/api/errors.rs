@@ -1,0 +1,317 @@
+//! Every error is JSON `{"error": …}` with the right status, decided before
+//! any stream starts.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app::api::{BackendKind, ChatRequest, GenerateRequest, ModelInfo};
+use fake_ollama::Behavior;
+use llm_chat::backend::{Backend, BackendError, BackendHealth, BoxFuture, TokenStream};
+use reqwest::Response;
+use serde_json::{Value, json};
+
+use crate::helpers::{spawn_app, spawn_app_over, spawn_app_with, spawn_app_without_ollama};
+
+/// Asserts a JSON error answer and returns its message.
+async fn error_of(response: Response, status: u16) -> String {
+    assert_eq!(response.status(), status);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(content_type, "application/json");
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+    body["error"]
+        .as_str()
+        .expect("an error message")
+        .to_string()
+}
+
+#[tokio::test]
+async fn bad_json_is_400() {
+    let app = spawn_app(Behavior::default()).await;
+    for path in [
+        "/api/v1/generate",
+        "/api/v1/generate/stream",
+        "/api/v1/chat",
+        "/api/v1/chat/stream",
+    ] {
+        let message = error_of(app.post(path, "{\"model\": ").await, 400).await;
+        assert!(
+            message.starts_with("invalid JSON body"),
+            "{path}: {message}"
+        );
+        let message = error_of(app.post(path, "").await, 400).await;
+        assert!(message.contains("empty"), "{path}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn missing_or_empty_fields_are_400_naming_the_field() {
+    let app = spawn_app(Behavior::default()).await;
+    let cases = [
+        ("/api/v1/generate", json!({"prompt": "Hi"}), "model"),
+        (
+            "/api/v1/generate/stream",
+            json!({"model": "", "prompt": "Hi"}),
+            "model",
+        ),
+        ("/api/v1/generate", json!({"model": "llama3.2"}), "prompt"),
+        (
+            "/api/v1/generate/stream",
+            json!({"model": "llama3.2", "prompt": "  "}),
+            "prompt",
+        ),
+        (
+            "/api/v1/chat",
+            json!({"messages": [{"role": "user", "content": "Hi"}]}),
+            "model",
+        ),
+        (
+            "/api/v1/chat/stream",
+            json!({"model": "llama3.2"}),
+            "messages",
+        ),
+        (
+            "/api/v1/chat",
+            json!({"model": "llama3.2", "messages": []}),
+            "messages",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let message = error_of(app.post_json(path, body).await, 400).await;
+        assert_eq!(
+            message,
+            format!("field `{field}` is required and must not be empty"),
+            "{path}"
+        );
+    }
+    assert!(
+        app.fake().events().snapshot().is_empty(),
+        "nothing reached ollama"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_type_is_400_saying_what_was_expected() {
+    let app = spawn_app(Behavior::default()).await;
+    let message = error_of(
+        app.post_json(
+            "/api/v1/chat",
+            json!({"model": "m", "messages": [{"role": "robot", "content": "x"}]}),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert!(message.contains("unknown variant `robot`"), "{message}");
+}
+
+#[tokio::test]
+async fn an_unknown_model_is_404_with_ollamas_message_even_for_streams() {
+    let app = spawn_app(Behavior::default()).await;
+    for (path, body) in [
+        ("/api/v1/generate", json!({"model": "nope", "prompt": "Hi"})),
+        (
+            "/api/v1/generate/stream",
+            json!({"model": "nope", "prompt": "Hi"}),
+        ),
+        (
+            "/api/v1/chat",
+            json!({"model": "nope", "messages": [{"role": "user", "content": "Hi"}]}),
+        ),
+        (
+            "/api/v1/chat/stream",
+            json!({"model": "nope", "messages": [{"role": "user", "content": "Hi"}]}),
+        ),
+    ] {
+        let message = error_of(app.post_json(path, body).await, 404).await;
+        assert_eq!(
+            message, "model \"nope\" not found, try pulling it first",
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_405_json() {
+    let app = spawn_app(Behavior::default()).await;
+    let response = app.get("/api/v1/generate").await;
+    assert_eq!(response.headers()["allow"], "POST");
+    assert_eq!(error_of(response, 405).await, "method not allowed");
+    let response = app.post_json("/api/v1/models", json!({})).await;
+    assert_eq!(error_of(response, 405).await, "method not allowed");
+}
+
+#[tokio::test]
+async fn an_unknown_api_path_is_404_json() {
+    let app = spawn_app(Behavior::default()).await;
+    let message = error_of(app.get("/api/v1/nothing-here").await, 404).await;
+    assert_eq!(message, "no such endpoint: /api/v1/nothing-here");
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413() {
+    let app = spawn_app_with(Behavior::default(), |config| config.body_limit = 64 * 1024).await;
+    let prompt = "x".repeat(100 * 1024);
+    let response = app
+        .post_json(
+            "/api/v1/generate",
+            json!({"model": "llama3.2", "prompt": prompt}),
+        )
+        .await;
+    let message = error_of(response, 413).await;
+    assert!(message.contains("larger than"), "{message}");
+    // Just under the limit is fine.
+    let prompt = "x".repeat(60 * 1024);
+    let response = app
+        .post_json(
+            "/api/v1/generate",
+            json!({"model": "llama3.2", "prompt": prompt}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn the_default_limit_is_one_mebibyte() {
+    let app = spawn_app(Behavior::default()).await;
+    let prompt = "x".repeat(1024 * 1024);
+    let response = app
+        .post_json(
+            "/api/v1/generate/stream",
+            json!({"model": "llama3.2", "prompt": prompt}),
+        )
+        .await;
+    error_of(response, 413).await;
+}
+
+#[tokio::test]
+async fn a_dead_upstream_is_502_before_any_stream() {
+    let app = spawn_app_without_ollama().await;
+    for (path, body) in [
+        (
+            "/api/v1/generate",
+            json!({"model": "llama3.2", "prompt": "Hi"}),
+        ),
+        (
+            "/api/v1/generate/stream",
+            json!({"model": "llama3.2", "prompt": "Hi"}),
+        ),
+        (
+            "/api/v1/chat/stream",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Hi"}]}),
+        ),
+    ] {
+        let message = error_of(app.post_json(path, body).await, 502).await;
+        assert!(message.contains("unreachable"), "{path}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_that_sends_no_headers_is_504_within_the_timeout() {
+    let behavior = Behavior {
+        hang_before_headers: true,
+        ..Behavior::default()
+    };
+    let app = spawn_app_with(behavior, |config| {
+        config.ollama_timeout = Duration::from_millis(400);
+    })
+    .await;
+    for path in ["/api/v1/generate", "/api/v1/generate/stream"] {
+        let started = Instant::now();
+        let response = app
+            .post_json(path, json!({"model": "llama3.2", "prompt": "Hi"}))
+            .await;
+        let elapsed = started.elapsed();
+        let message = error_of(response, 504).await;
+        assert_eq!(message, "ollama did not answer within 400ms");
+        assert!(elapsed >= Duration::from_millis(400), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    }
+    // The abandoned upstream requests were dropped, not left hanging.
+    let disconnects = app
+        .fake()
+        .events()
+        .wait_for(Duration::from_secs(2), |events| {
+            events
+                .iter()
+                .filter(|e| matches!(e, fake_ollama::FakeEvent::Disconnected { .. }))
+                .count()
+                == 2
+        })
+        .await;
+    assert!(disconnects.is_some(), "the fake saw both requests dropped");
+}
+
+#[tokio::test]
+async fn a_failure_mid_answer_of_a_whole_request_is_502_with_ollamas_message() {
+    let behavior = Behavior {
+        fail_after: Some(0),
+        error_message: "out of memory".into(),
+        ..Behavior::default()
+    };
+    let app = spawn_app(behavior).await;
+    // A mid-answer failure of a non-streaming request.
+    let message = error_of(
+        app.post_json(
+            "/api/v1/generate",
+            json!({"model": "llama3.2", "prompt": "Hi"}),
+        )
+        .await,
+        502,
+    )
+    .await;
+    assert_eq!(message, "out of memory");
+}
+
+/// A backend with a bug: it panics when asked to generate.
+struct PanickingBackend;
+
+impl Backend for PanickingBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Ollama
+    }
+    fn list_models(&self) -> BoxFuture<'_, Result<Vec<ModelInfo>, BackendError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    fn generate(&self, _: GenerateRequest) -> BoxFuture<'_, Result<TokenStream, BackendError>> {
+        Box::pin(async { panic!("a bug in the backend") })
+    }
+    fn chat(&self, _: ChatRequest) -> BoxFuture<'_, Result<TokenStream, BackendError>> {
+        Box::pin(async { panic!("a bug in the backend") })
+    }
+    fn health(&self) -> BoxFuture<'_, BackendHealth> {
+        Box::pin(async {
+            BackendHealth {
+                backend: BackendKind::Ollama,
+                ready: true,
+                location: "memory".into(),
+                version: None,
+                error: None,
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_panic_is_a_json_500_and_the_server_keeps_serving() {
+    let app = spawn_app_over(vec![Arc::new(PanickingBackend)]).await;
+
+    let response = app
+        .post_json("/api/v1/generate", json!({"model": "m", "prompt": "Hi"}))
+        .await;
+    assert_eq!(error_of(response, 500).await, "internal server error");
+
+    let response = app.get("/api/v1/models").await;
+    assert_eq!(response.status(), 200);
+    let response = app
+        .post_json(
+            "/api/v1/chat/stream",
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(error_of(response, 500).await, "internal server error");
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}

@@ -1,0 +1,13 @@
+//! HTTP tests of the server: real loopback HTTP, a real fake Ollama.
+//! One test binary (modules below) so the release build links once.
+
+mod chat;
+mod errors;
+mod generate;
+mod health;
+mod helpers;
+mod models;
+mod openapi;
+mod page;
+mod shutdown;
+mod streaming;
