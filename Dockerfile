@@ -1,0 +1,30 @@
+# Multi-stage build of llm-chat: a Rust stage with cargo-leptos builds the
+# server and its WASM/CSS assets; the runtime image holds only those.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY rust-toolchain.toml ./
+RUN rustup toolchain install
+RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm \
+    && rm -rf /var/lib/apt/lists/*
+COPY . .
+# The same pinned tools as `make setup` (wasm-bindgen-cli matches Cargo.lock).
+RUN cargo install cargo-leptos --version 0.3.11 --locked \
+    && cargo install wasm-bindgen-cli --version "$(sed -n '/^name = "wasm-bindgen"$/{n;s/^version = "\(.*\)"$/\1/p;}' Cargo.lock)" \
+    && cd end2end && npm ci --no-audit --no-fund
+ENV PATH="/src/end2end/node_modules/.bin:${PATH}"
+RUN cargo leptos build --release
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --home /app llm-chat
+WORKDIR /app
+COPY --from=build /src/target/release/llm-chat /app/llm-chat
+COPY --from=build /src/target/site /app/site
+ENV LEPTOS_SITE_ROOT=/app/site \
+    LLM_CHAT_ADDR=0.0.0.0:3000 \
+    LOG_FORMAT=json
+USER llm-chat
+EXPOSE 3000
+HEALTHCHECK --interval=10s --timeout=3s CMD curl -fsS http://127.0.0.1:3000/healthz || exit 1
+ENTRYPOINT ["/app/llm-chat"]
