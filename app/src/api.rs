@@ -244,12 +244,78 @@ pub struct DoneChunk {
     pub prompt_eval_duration: u64,
     pub eval_count: u64,
     pub eval_duration: u64,
+    /// Nanoseconds from the start of a generation to its first token
+    /// (generations only; measured by llm-chat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_first_token: Option<u64>,
 }
 
 /// Name of the SSE event that ends a successful stream.
 pub const EVENT_DONE: &str = "done";
 /// Name of the SSE event that ends a failed stream; its data is an [`ErrorBody`].
 pub const EVENT_ERROR: &str = "error";
+/// Name of the SSE event that ends a cancelled generation; data is an [`ErrorBody`].
+pub const EVENT_CANCELLED: &str = "cancelled";
+
+/// Body of `POST /api/v1/generations`: a chat (`messages`) or a completion
+/// (`prompt`, with `system` and `context`), never both.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct CreateGenerationRequest {
+    #[serde(default)]
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<ChatMessage>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Vec<i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<ModelOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<KeepAlive>,
+}
+
+/// Answer of `POST /api/v1/generations` (status 201).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct GenerationCreated {
+    pub id: String,
+    /// Where to read the tokens: an SSE stream `EventSource` can open.
+    pub events_url: String,
+}
+
+/// Where a generation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum GenerationStatus {
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+/// Answer of `GET /api/v1/generations/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct GenerationState {
+    pub id: String,
+    pub model: String,
+    pub status: GenerationStatus,
+    /// RFC 3339 time the generation started.
+    pub created_at: String,
+    /// The text produced so far (all of it, once finished).
+    pub text: String,
+    /// Tokens produced so far; also the `id` of the last token frame.
+    pub tokens: u64,
+    /// Why it failed or was cancelled.
+    pub error: Option<String>,
+    /// The final counters, once done.
+    pub stats: Option<DoneChunk>,
+}
 
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where

@@ -3,6 +3,7 @@
 //! hydrated in the browser (`hydrate`).
 
 pub mod api;
+mod chat;
 mod models;
 
 #[cfg(feature = "ssr")]
@@ -11,7 +12,7 @@ pub use models::{ModelCatalog, SharedModelCatalog};
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 
-use crate::models::ModelOverview;
+use crate::chat::ChatPage;
 
 /// The HTML document around the app; the server renders it for every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -42,10 +43,7 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href="/pkg/llm-chat.css" />
         <Title text="llm-chat" />
         <main class="page">
-            <header class="page-header">
-                <h1>"llm-chat"</h1>
-            </header>
-            <ModelOverview />
+            <ChatPage />
         </main>
     }
 }

@@ -1,16 +1,17 @@
 // The page at `/`: server-rendered, hydrated, usable without JavaScript.
 import { expect, test } from '@playwright/test';
 import { resetFake } from './fake';
+import { openChat } from './chat-page';
 
 test.beforeEach(resetFake);
 
-test('the page shows its title and the models the backend offers', async ({ page }) => {
+test('the page shows its title and a picker of the backend\'s models', async ({ page }) => {
   await page.goto('/');
   await expect(page).toHaveTitle('llm-chat');
-  const rows = page.getByTestId('model-row');
-  await expect(rows).toHaveCount(2);
-  await expect(rows.nth(0)).toContainText('llama3.2:latest');
-  await expect(rows.nth(1)).toContainText('qwen2.5:0.5b');
+  const options = page.getByTestId('model-picker').locator('option');
+  await expect(options).toHaveCount(2);
+  await expect(options.nth(0)).toContainText('llama3.2:latest');
+  await expect(options.nth(1)).toContainText('qwen2.5:0.5b');
 });
 
 test('the page hydrates without errors', async ({ page }) => {
@@ -19,18 +20,28 @@ test('the page hydrates without errors', async ({ page }) => {
   page.on('console', (message) => {
     if (message.type() === 'error') errors.push(message.text());
   });
-  const wasm = page.waitForResponse((response) => response.url().endsWith('/pkg/llm-chat.wasm'));
-  await page.goto('/');
-  expect((await wasm).status()).toBe(200);
+  await openChat(page);
   await page.waitForLoadState('networkidle');
   expect(errors).toEqual([]);
 });
 
-test('with JavaScript off the first render still lists the models', async ({ browser }) => {
+test('with JavaScript off the first render still shows the page and the models', async ({ browser }) => {
   const context = await browser.newContext({ javaScriptEnabled: false });
   const page = await context.newPage();
   await page.goto('/');
   await expect(page.getByRole('heading', { name: 'llm-chat' })).toBeVisible();
-  await expect(page.getByTestId('model-row')).toHaveCount(2);
+  const options = page.getByTestId('model-picker').locator('option');
+  await expect(options).toHaveCount(2);
+  await expect(options.nth(0)).toContainText('llama3.2:latest');
+  await expect(page.getByTestId('message-input')).toBeVisible();
   await context.close();
+});
+
+test('every control has a label', async ({ page }) => {
+  await openChat(page);
+  await expect(page.getByLabel('Model')).toBeVisible();
+  await expect(page.getByLabel('Stream response')).toBeVisible();
+  await expect(page.getByLabel('Message')).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Clear chat' })).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Send' })).toBeVisible();
 });

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::Backend;
 use crate::backend::ollama::{OllamaBackend, OllamaSettings};
 use crate::config::Config;
+use crate::generations::{GenerationSettings, Generations};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::routes;
@@ -68,12 +69,23 @@ impl Application {
             addr: config.addr,
             source,
         })?;
+        let shutdown = CancellationToken::new();
+        let generations = Generations::new(
+            GenerationSettings {
+                grace: config.generation_grace,
+                ttl: config.generation_ttl,
+                max_generations: config.max_generations as usize,
+                max_bytes: config.generation_max_bytes,
+            },
+            shutdown.clone(),
+        );
         let state = AppState {
             registry: Arc::new(Registry::new(backends)),
             metrics: Arc::new(Metrics::default()),
+            generations,
             sse_keep_alive: config.sse_keep_alive,
             body_limit: config.body_limit,
-            shutdown: CancellationToken::new(),
+            shutdown,
             leptos_options: leptos_options(&config, addr),
         };
         let router = routes::app(state.clone());

@@ -87,6 +87,36 @@ pub struct Config {
     )]
     pub shutdown_grace: Duration,
 
+    /// Seconds a generation may run with no client reading it before it is
+    /// cancelled (covers a browser reconnecting after a network drop).
+    #[arg(
+        long,
+        env = "LLM_CHAT_GENERATION_GRACE_SECONDS",
+        default_value = "15",
+        value_parser = parse_positive_seconds
+    )]
+    pub generation_grace: Duration,
+
+    /// Seconds a finished generation stays readable, so a late reconnect
+    /// can still replay it.
+    #[arg(
+        long,
+        env = "LLM_CHAT_GENERATION_TTL_SECONDS",
+        default_value = "300",
+        value_parser = parse_seconds
+    )]
+    pub generation_ttl: Duration,
+
+    /// Most generations held at once (running or finished); when all are
+    /// running, new ones get 503.
+    #[arg(long, env = "LLM_CHAT_MAX_GENERATIONS", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_generations: u64,
+
+    /// Most bytes of text one generation keeps; a longer answer fails.
+    #[arg(long, env = "LLM_CHAT_GENERATION_MAX_BYTES", default_value_t = 1024 * 1024)]
+    pub generation_max_bytes: usize,
+
     /// Directory of the built web assets (cargo-leptos's site root).
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,

@@ -22,6 +22,9 @@ pub enum AppError {
     /// The body is over the configured limit.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The server is at a configured capacity limit; retrying later helps.
+    #[error("{0}")]
+    Busy(String),
     /// A backend could not serve the request; its own status mapping applies.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -37,6 +40,7 @@ impl AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Backend(error) => backend_status(error),
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

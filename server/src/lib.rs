@@ -7,6 +7,7 @@ pub mod backend;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod generations;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

@@ -31,8 +31,9 @@ impl Metrics {
         self.tokens_relayed.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The counters in Prometheus' text exposition format.
-    pub fn render(&self) -> String {
+    /// The counters in Prometheus' text exposition format, with the gauges
+    /// owned elsewhere passed in.
+    pub fn render(&self, running_generations: usize) -> String {
         let mut text = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
             let _ = writeln!(text, "# HELP {name} {help}");
@@ -50,6 +51,12 @@ impl Metrics {
             "counter",
             "SSE token streams opened since start.",
             self.streams_total.load(Ordering::Relaxed),
+        );
+        metric(
+            "llm_chat_generations_running",
+            "gauge",
+            "Generations producing tokens right now.",
+            running_generations as u64,
         );
         metric(
             "llm_chat_tokens_relayed_total",
@@ -84,6 +91,6 @@ mod tests {
         assert_eq!(metrics.active_streams(), 1);
         drop(guard);
         assert_eq!(metrics.active_streams(), 0);
-        assert!(metrics.render().contains("llm_chat_streams_total 1\n"));
+        assert!(metrics.render(0).contains("llm_chat_streams_total 1\n"));
     }
 }

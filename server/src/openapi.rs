@@ -25,6 +25,10 @@ use crate::state::AppState;
         routes::stream_generate,
         routes::chat,
         routes::stream_chat,
+        routes::create_generation,
+        routes::get_generation,
+        routes::cancel_generation,
+        routes::generation_events,
         routes::health,
         routes::readiness,
         routes::metrics,
@@ -34,6 +38,7 @@ use crate::state::AppState;
         (name = "models", description = "What the backends can run"),
         (name = "generate", description = "Complete a prompt"),
         (name = "chat", description = "Answer a conversation"),
+        (name = "generations", description = "Resumable generations for EventSource clients"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]

@@ -3,6 +3,7 @@
 
 mod chat;
 mod generate;
+mod generations;
 mod health;
 mod models;
 
@@ -15,6 +16,10 @@ use crate::{middleware, openapi, ssr};
 
 pub use chat::{__path_chat, __path_stream_chat};
 pub use generate::{__path_generate, __path_stream_generate};
+pub use generations::{
+    __path_cancel_generation, __path_create_generation, __path_generation_events,
+    __path_get_generation,
+};
 pub use health::{__path_health, __path_metrics, __path_readiness, Health, Readiness};
 pub use models::__path_list_models;
 
@@ -24,6 +29,7 @@ pub fn app(state: AppState) -> Router {
         .merge(models::router())
         .merge(generate::router())
         .merge(chat::router())
+        .merge(generations::router())
         .fallback(api_not_found);
     let body_limit = state.body_limit;
     let router = Router::new()

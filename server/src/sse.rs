@@ -7,9 +7,8 @@
 //! `text/event-stream`) and tells proxies not to buffer it either.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
-use app::api::{DoneChunk, EVENT_DONE, EVENT_ERROR, ErrorBody, TokenChunk};
+use app::api::{DoneChunk, EVENT_CANCELLED, EVENT_DONE, EVENT_ERROR, ErrorBody, TokenChunk};
 use axum::http::HeaderValue;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -24,30 +23,17 @@ pub const SHUTTING_DOWN: &str = "server shutting down";
 /// An SSE response relaying `tokens`. Dropping it (the client went away)
 /// drops `tokens`, which cancels the generation upstream.
 pub fn relay(tokens: TokenStream, state: &AppState) -> Response {
-    let guard = state.metrics.stream_opened();
     let metrics = state.metrics.clone();
-    let shutdown = state.shutdown.clone().cancelled_owned();
     let events = async_stream::stream! {
-        let _open = guard;
         let mut tokens = tokens;
-        tokio::pin!(shutdown);
         loop {
-            let next = tokio::select! {
-                // Shutdown first: a fast stream must still notice it.
-                biased;
-                () = &mut shutdown => {
-                    yield error_event(SHUTTING_DOWN);
-                    break;
-                }
-                next = tokens.next() => next,
-            };
-            match next {
+            match tokens.next().await {
                 Some(Ok(StreamEvent::Token(text))) => {
                     metrics.token_relayed();
                     yield token_event(&text);
                 }
                 Some(Ok(StreamEvent::Done(completion))) => {
-                    yield done_event(&completion);
+                    yield done_event(&DoneChunk::from(&completion));
                     break;
                 }
                 Some(Err(error)) => {
@@ -61,16 +47,39 @@ pub fn relay(tokens: TokenStream, state: &AppState) -> Response {
             }
         }
     };
-    sse_response(events, state.sse_keep_alive)
+    stream_response(events, state)
 }
 
-/// Wraps SSE events with the headers streaming needs.
-pub fn sse_response(
+/// An SSE response for any event stream: counted as open while it lasts,
+/// ended with `event: error` `{"error":"server shutting down"}` when the
+/// server stops, kept alive with comments, and marked for no buffering.
+pub fn stream_response(
     events: impl Stream<Item = Event> + Send + 'static,
-    keep_alive: Duration,
+    state: &AppState,
 ) -> Response {
+    let guard = state.metrics.stream_opened();
+    let shutdown = state.shutdown.clone().cancelled_owned();
+    let events = async_stream::stream! {
+        let _open = guard;
+        tokio::pin!(events);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                // Shutdown first: a fast stream must still notice it.
+                biased;
+                () = &mut shutdown => {
+                    yield error_event(SHUTTING_DOWN);
+                    break;
+                }
+                next = events.next() => match next {
+                    Some(event) => yield event,
+                    None => break,
+                },
+            }
+        }
+    };
     let mut response = Sse::new(events.map(Ok::<_, Infallible>))
-        .keep_alive(KeepAlive::new().interval(keep_alive))
+        .keep_alive(KeepAlive::new().interval(state.sse_keep_alive))
         .into_response();
     response
         .headers_mut()
@@ -88,11 +97,26 @@ pub fn token_event(text: &str) -> Event {
     )
 }
 
-pub fn done_event(completion: &Completion) -> Event {
+/// A token frame with its sequence number as the SSE `id`, for resuming.
+pub fn token_event_with_id(sequence: u64, text: &str) -> Event {
     json_event(
-        Event::default().event(EVENT_DONE),
-        &DoneChunk::from(completion),
+        Event::default().id(sequence.to_string()),
+        &TokenChunk {
+            response: text.into(),
+            done: false,
+        },
     )
+}
+
+pub fn done_event(done: &DoneChunk) -> Event {
+    json_event(Event::default().event(EVENT_DONE), done)
+}
+
+pub fn cancelled_event(reason: &str) -> Event {
+    let body = ErrorBody {
+        error: reason.to_string(),
+    };
+    json_event(Event::default().event(EVENT_CANCELLED), &body)
 }
 
 pub fn error_event(message: &str) -> Event {
@@ -120,6 +144,7 @@ impl From<&Completion> for DoneChunk {
             prompt_eval_duration: completion.prompt_eval_duration,
             eval_count: completion.eval_count,
             eval_duration: completion.eval_duration,
+            time_to_first_token: None,
         }
     }
 }

@@ -8,6 +8,7 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use tokio_util::sync::CancellationToken;
 
+use crate::generations::Generations;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 
@@ -15,6 +16,8 @@ use crate::registry::Registry;
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
+    /// Resumable generations for `EventSource` clients.
+    pub generations: Arc<Generations>,
     /// Interval of keep-alive comments on idle SSE streams.
     pub sse_keep_alive: Duration,
     /// Largest accepted request body, in bytes.

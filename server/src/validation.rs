@@ -1,7 +1,7 @@
 //! Checks that a request names what it must, before any backend is asked.
 //! Messages name the field, so a client knows exactly what to fix.
 
-use app::api::{ChatRequest, GenerateRequest};
+use app::api::{ChatRequest, CreateGenerationRequest, GenerateRequest};
 
 use crate::error::AppError;
 
@@ -27,6 +27,23 @@ pub fn validate_chat(request: &ChatRequest) -> Result<(), AppError> {
         ));
     }
     Ok(())
+}
+
+pub fn validate_generation(request: &CreateGenerationRequest) -> Result<(), AppError> {
+    require("model", &request.model)?;
+    match (&request.messages, &request.prompt) {
+        (Some(_), Some(_)) => Err(AppError::BadRequest(
+            "send either `messages` (a chat) or `prompt` (a completion), not both".into(),
+        )),
+        (None, None) => Err(AppError::BadRequest(
+            "field `messages` (or `prompt`) is required and must not be empty".into(),
+        )),
+        (Some(messages), None) if messages.is_empty() => Err(AppError::BadRequest(
+            "field `messages` is required and must not be empty".into(),
+        )),
+        (None, Some(prompt)) => require("prompt", prompt),
+        (Some(_), None) => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod chat;
 mod errors;
 mod generate;
+mod generations;
 mod health;
 mod helpers;
 mod models;
