@@ -28,6 +28,9 @@ fn now_ms() -> f64 {
         .map_or(0.0, |performance| performance.now())
 }
 
+/// An event name and the handler registered for it.
+type Listener = (&'static str, Closure<dyn FnMut(Event)>);
+
 /// The answer in flight, and what must be released when it ends.
 struct Answer {
     turn: Turn,
@@ -35,7 +38,7 @@ struct Answer {
     first_token_ms: Option<f64>,
     generation_id: Option<String>,
     source: Option<EventSource>,
-    listeners: Vec<(&'static str, Closure<dyn FnMut(Event)>)>,
+    listeners: Vec<Listener>,
     abort: Option<AbortController>,
 }
 
@@ -179,7 +182,7 @@ impl Transport {
                 return;
             }
         };
-        let mut listeners: Vec<(&'static str, Closure<dyn FnMut(Event)>)> = Vec::new();
+        let mut listeners: Vec<Listener> = Vec::new();
 
         let this = self.clone();
         let token_turn = turn.clone();
