@@ -4,7 +4,8 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY rust-toolchain.toml ./
 RUN rustup toolchain install
-RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm \
+RUN apt-get update && apt-get install -y --no-install-recommends \
+        nodejs npm cmake clang libclang-dev python3-pip \
     && rm -rf /var/lib/apt/lists/*
 COPY . .
 # The same pinned tools as `make setup` (wasm-bindgen-cli matches Cargo.lock).
@@ -13,6 +14,8 @@ RUN cargo install cargo-leptos --version 0.3.11 --locked \
     && cd end2end && npm ci --no-audit --no-fund
 ENV PATH="/src/end2end/node_modules/.bin:${PATH}"
 RUN cargo leptos build --release
+# The default embedded model, so the image chats even without Ollama.
+RUN LLM_CHAT_MODELS_DIR=/src/models scripts/fetch-model.sh
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
@@ -21,7 +24,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 WORKDIR /app
 COPY --from=build /src/target/release/llm-chat /app/llm-chat
 COPY --from=build /src/target/site /app/site
+COPY --from=build /src/models /app/models
 ENV LEPTOS_SITE_ROOT=/app/site \
+    LLM_CHAT_MODELS_DIR=/app/models \
     LLM_CHAT_ADDR=0.0.0.0:3000 \
     LOG_FORMAT=json
 USER llm-chat

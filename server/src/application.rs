@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
+use crate::backend::embedded::{EmbeddedBackend, EmbeddedSettings};
 use crate::backend::ollama::{OllamaBackend, OllamaSettings};
 use crate::config::Config;
 use crate::generations::{GenerationSettings, Generations};
@@ -51,7 +52,19 @@ impl Application {
             idle_timeout: config.ollama_idle_timeout,
         })
         .map_err(StartError::Config)?;
-        Self::build_with_backends(config, vec![Arc::new(ollama)]).await
+        // Ollama first: when both offer a model name, Ollama serves it.
+        let mut backends: Vec<Arc<dyn Backend>> = vec![Arc::new(ollama)];
+        if config.embedded {
+            backends.push(EmbeddedBackend::new(EmbeddedSettings {
+                models_dir: config.models_dir(),
+                threads: config.embedded_threads(),
+                parallel: config.embedded_parallel(),
+                queue: config.embedded_queue,
+                context_size: config.embedded_context_size,
+                keep_alive: config.embedded_keep_alive.0,
+            }));
+        }
+        Self::build_with_backends(config, backends).await
     }
 
     /// Builds the server over the given backends (tests bring their own).

@@ -1,6 +1,7 @@
 //! What every LLM backend offers (list models, generate, chat, report its
 //! health), and the token stream they all answer with.
 
+pub mod embedded;
 pub mod ndjson;
 pub mod ollama;
 
@@ -109,4 +110,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Checks that the backend is reachable.
     fn health(&self) -> BoxFuture<'_, BackendHealth>;
+
+    /// Generations this backend is producing right now.
+    fn active_sequences(&self) -> usize {
+        0
+    }
 }

@@ -117,6 +117,43 @@ pub struct Config {
     #[arg(long, env = "LLM_CHAT_GENERATION_MAX_BYTES", default_value_t = 1024 * 1024)]
     pub generation_max_bytes: usize,
 
+    /// Run GGUF models in-process with llama.cpp (the `embedded` backend),
+    /// so the server answers without an Ollama.
+    #[arg(long, env = "LLM_CHAT_EMBEDDED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub embedded: bool,
+
+    /// Directory of the embedded backend's models: every `.gguf` in it is a
+    /// model [default: ~/.cache/llm-chat/models].
+    #[arg(long, env = "LLM_CHAT_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
+
+    /// Answers the embedded backend decodes together (one batched context)
+    /// [default: the number of cores, at least 2].
+    #[arg(long, env = "LLM_CHAT_EMBEDDED_PARALLEL",
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub embedded_parallel: Option<u32>,
+
+    /// Threads llama.cpp decodes with [default: the number of cores].
+    #[arg(long, env = "LLM_CHAT_EMBEDDED_THREADS",
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub embedded_threads: Option<u32>,
+
+    /// Answers that may wait for a free embedded slot; more get 503.
+    #[arg(long, env = "LLM_CHAT_EMBEDDED_QUEUE", default_value_t = 16)]
+    pub embedded_queue: usize,
+
+    /// Context window of each embedded answer, in tokens (the most a
+    /// request's `num_ctx` can ask for).
+    #[arg(long, env = "LLM_CHAT_EMBEDDED_CONTEXT_SIZE", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(64..))]
+    pub embedded_context_size: u32,
+
+    /// How long an idle embedded model stays loaded: a duration ("5m",
+    /// "1h"), or seconds; negative keeps it forever (Ollama's `keep_alive`).
+    #[arg(long, env = "LLM_CHAT_EMBEDDED_KEEP_ALIVE", default_value = "5m",
+          value_parser = parse_keep_alive)]
+    pub embedded_keep_alive: KeepAliveSetting,
+
     /// Directory of the built web assets (cargo-leptos's site root).
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
@@ -126,7 +163,12 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// Log filter in tracing's syntax, e.g. `info` or `llm_chat=debug,info`.
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    /// llama.cpp's own chatter is kept to errors unless asked for.
+    #[arg(
+        long,
+        env = "RUST_LOG",
+        default_value = "info,llama-cpp-2=error,llama_cpp_2=error"
+    )]
     pub log_level: String,
 }
 
@@ -163,6 +205,30 @@ impl Config {
         Self::parse_from(["llm-chat"])
     }
 
+    /// The embedded models' directory, `~` being the home directory.
+    pub fn models_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.models_dir {
+            return match dir.strip_prefix("~") {
+                Ok(rest) => home().join(rest),
+                Err(_) => dir.clone(),
+            };
+        }
+        home().join(".cache/llm-chat/models")
+    }
+
+    fn cores() -> u32 {
+        std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+    }
+
+    pub fn embedded_threads(&self) -> u32 {
+        self.embedded_threads.unwrap_or_else(Self::cores)
+    }
+
+    pub fn embedded_parallel(&self) -> u32 {
+        self.embedded_parallel
+            .unwrap_or_else(|| Self::cores().max(2))
+    }
+
     /// Where Ollama is, from OLLAMA_URL, else OLLAMA_HOST + OLLAMA_PORT.
     pub fn ollama_base_url(&self) -> Result<Url, String> {
         if let Some(url) = &self.ollama_url {
@@ -190,11 +256,32 @@ impl Config {
     }
 }
 
+/// How long an idle model stays loaded; `None` is forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepAliveSetting(pub Option<Duration>);
+
+fn parse_keep_alive(text: &str) -> Result<KeepAliveSetting, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Ok(KeepAliveSetting(Duration::try_from_secs_f64(seconds).ok()));
+    }
+    if text.starts_with('-') {
+        return Ok(KeepAliveSetting(None));
+    }
+    humantime::parse_duration(text)
+        .map(|duration| KeepAliveSetting(Some(duration)))
+        .map_err(|error| format!("{text:?} is not a duration: {error}"))
+}
+
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number of seconds"))?;
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is not a valid duration"))
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
 }
 
 fn parse_positive_seconds(text: &str) -> Result<Duration, String> {
@@ -252,6 +339,26 @@ mod tests {
         assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
         assert!(parse_positive_seconds("0").is_err());
         assert!(parse_seconds("soon").is_err());
+    }
+
+    #[test]
+    fn keep_alive_takes_durations_seconds_or_forever() {
+        assert_eq!(
+            parse_keep_alive("5m"),
+            Ok(KeepAliveSetting(Some(Duration::from_secs(300))))
+        );
+        assert_eq!(
+            parse_keep_alive("0"),
+            Ok(KeepAliveSetting(Some(Duration::ZERO)))
+        );
+        assert_eq!(parse_keep_alive("-1"), Ok(KeepAliveSetting(None)));
+        assert!(parse_keep_alive("later").is_err());
+    }
+
+    #[test]
+    fn the_models_dir_expands_home() {
+        let config = parse(&["--models-dir", "~/models"]);
+        assert_eq!(config.models_dir(), home().join("models"));
     }
 
     #[test]

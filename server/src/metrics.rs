@@ -32,40 +32,65 @@ impl Metrics {
     }
 
     /// The counters in Prometheus' text exposition format, with the gauges
-    /// owned elsewhere passed in.
-    pub fn render(&self, running_generations: usize) -> String {
+    /// owned elsewhere passed in: running generations, and each backend's
+    /// sequences in flight.
+    pub fn render(&self, running_generations: usize, backends: &[(&str, usize)]) -> String {
         let mut text = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(text, "# HELP {name} {help}");
-            let _ = writeln!(text, "# TYPE {name} {kind}");
-            let _ = writeln!(text, "{name} {value}");
-        };
-        metric(
+        metric_header(
+            &mut text,
             "llm_chat_active_streams",
             "gauge",
             "SSE token streams open right now.",
-            self.active_streams(),
         );
-        metric(
+        let _ = writeln!(text, "llm_chat_active_streams {}", self.active_streams());
+        metric_header(
+            &mut text,
             "llm_chat_streams_total",
             "counter",
             "SSE token streams opened since start.",
-            self.streams_total.load(Ordering::Relaxed),
         );
-        metric(
+        let _ = writeln!(
+            text,
+            "llm_chat_streams_total {}",
+            self.streams_total.load(Ordering::Relaxed)
+        );
+        metric_header(
+            &mut text,
             "llm_chat_generations_running",
             "gauge",
             "Generations producing tokens right now.",
-            running_generations as u64,
         );
-        metric(
+        let _ = writeln!(text, "llm_chat_generations_running {running_generations}");
+        metric_header(
+            &mut text,
+            "llm_chat_backend_sequences",
+            "gauge",
+            "Generations each backend is producing right now.",
+        );
+        for (backend, count) in backends {
+            let _ = writeln!(
+                text,
+                "llm_chat_backend_sequences{{backend=\"{backend}\"}} {count}"
+            );
+        }
+        metric_header(
+            &mut text,
             "llm_chat_tokens_relayed_total",
             "counter",
             "Tokens sent to clients since start.",
-            self.tokens_relayed.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            text,
+            "llm_chat_tokens_relayed_total {}",
+            self.tokens_relayed.load(Ordering::Relaxed)
         );
         text
     }
+}
+
+fn metric_header(text: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(text, "# HELP {name} {help}");
+    let _ = writeln!(text, "# TYPE {name} {kind}");
 }
 
 /// Keeps a stream counted as open; see [`Metrics::stream_opened`].
@@ -91,6 +116,10 @@ mod tests {
         assert_eq!(metrics.active_streams(), 1);
         drop(guard);
         assert_eq!(metrics.active_streams(), 0);
-        assert!(metrics.render(0).contains("llm_chat_streams_total 1\n"));
+        assert!(
+            metrics
+                .render(0, &[("ollama", 0)])
+                .contains("llm_chat_streams_total 1\n")
+        );
     }
 }

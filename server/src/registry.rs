@@ -15,6 +15,9 @@ pub struct Registry {
     backends: Vec<Arc<dyn Backend>>,
     /// Model name → index into `backends`, as of the last listing.
     routes: RwLock<HashMap<String, usize>>,
+    /// The first backend that answered the last listing: it gets names no
+    /// backend listed, so its own "not found" reaches the client.
+    fallback: RwLock<usize>,
 }
 
 impl Registry {
@@ -26,6 +29,7 @@ impl Registry {
         Self {
             backends,
             routes: RwLock::new(HashMap::new()),
+            fallback: RwLock::new(0),
         }
     }
 
@@ -40,11 +44,11 @@ impl Registry {
         let mut models = Vec::new();
         let mut routes = HashMap::new();
         let mut first_error = None;
-        let mut any_succeeded = false;
+        let mut first_listed = None;
         for (index, listing) in listings.into_iter().enumerate() {
             match listing {
                 Ok(listed) => {
-                    any_succeeded = true;
+                    first_listed.get_or_insert(index);
                     for model in listed {
                         if !routes.contains_key(&model.name) {
                             routes.insert(model.name.clone(), index);
@@ -59,15 +63,16 @@ impl Registry {
                 }
             }
         }
-        if !any_succeeded && let Some(error) = first_error {
-            return Err(error);
-        }
+        let Some(fallback) = first_listed else {
+            return Err(first_error.expect("no listing succeeded, so one failed"));
+        };
         *self.routes.write().unwrap_or_else(|p| p.into_inner()) = routes;
+        *self.fallback.write().unwrap_or_else(|p| p.into_inner()) = fallback;
         Ok(models)
     }
 
     /// The backend that serves `model`. A name no backend listed goes to the
-    /// first backend, so its own "not found" message reaches the client.
+    /// first backend that is up, so its own "not found" reaches the client.
     pub async fn resolve(&self, model: &str) -> Arc<dyn Backend> {
         if self.backends.len() == 1 {
             return self.backends[0].clone();
@@ -77,7 +82,9 @@ impl Registry {
         }
         // Unknown name: the model may be new since the last listing.
         let _ = self.list_models().await;
-        let index = self.route(model).unwrap_or(0);
+        let index = self
+            .route(model)
+            .unwrap_or_else(|| *self.fallback.read().unwrap_or_else(|p| p.into_inner()));
         self.backends[index].clone()
     }
 

@@ -6,6 +6,8 @@
 //! take as long as it takes (the Go API cut every answer at 30 s).
 
 use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use app::api::{BackendKind, ChatRequest, GenerateRequest, ModelDetails, ModelInfo};
@@ -36,6 +38,8 @@ pub struct OllamaBackend {
     base: Url,
     http: reqwest::Client,
     timeout: Duration,
+    /// Answers being streamed from Ollama right now.
+    open_streams: Arc<AtomicUsize>,
 }
 
 impl OllamaBackend {
@@ -62,6 +66,7 @@ impl OllamaBackend {
             base,
             http,
             timeout: settings.timeout,
+            open_streams: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -135,7 +140,7 @@ impl OllamaBackend {
     async fn stream(&self, path: &str, body: impl Serialize) -> Result<TokenStream, BackendError> {
         let request = self.http.post(self.endpoint(path)).json(&body);
         let response = self.send(request).await?;
-        Ok(decode(response))
+        Ok(decode(response, OpenStream::new(&self.open_streams)))
     }
 }
 
@@ -169,6 +174,10 @@ impl Backend for OllamaBackend {
 
     fn chat(&self, request: ChatRequest) -> BoxFuture<'_, Result<TokenStream, BackendError>> {
         Box::pin(async move { self.stream("api/chat", Streamed::new(&request)).await })
+    }
+
+    fn active_sequences(&self) -> usize {
+        self.open_streams.load(Ordering::Relaxed)
     }
 
     fn health(&self) -> BoxFuture<'_, BackendHealth> {
@@ -234,9 +243,26 @@ fn root_cause(error: &reqwest::Error) -> String {
     cause.to_string()
 }
 
+/// Counts one answer streaming from Ollama until dropped.
+struct OpenStream(Arc<AtomicUsize>);
+
+impl OpenStream {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count.clone())
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Decodes Ollama's NDJSON answer into tokens and a final completion.
-fn decode(response: reqwest::Response) -> TokenStream {
+fn decode(response: reqwest::Response, open: OpenStream) -> TokenStream {
     Box::pin(async_stream::stream! {
+        let _open = open;
         let mut body = response.bytes_stream();
         let mut lines = LineBuffer::default();
         let mut body_ended = false;

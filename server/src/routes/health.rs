@@ -80,11 +80,17 @@ pub async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let backends: Vec<(&str, usize)> = state
+        .registry
+        .backends()
+        .iter()
+        .map(|backend| (backend.kind().as_str(), backend.active_sequences()))
+        .collect();
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(state.generations.running()),
+        state.metrics.render(state.generations.running(), &backends),
     )
 }

@@ -19,9 +19,11 @@ pub struct TestApp {
     pub server: JoinHandle<std::io::Result<()>>,
 }
 
-/// The configuration tests start from: a free port, the given Ollama.
+/// The configuration tests start from: a free port, the given Ollama, and
+/// no embedded backend (its tests, in `embedded.rs`, bring their own).
 pub fn test_config(ollama_url: &str) -> Config {
     let mut config = Config::from_env();
+    config.embedded = false;
     config.addr = "127.0.0.1:0".parse().unwrap();
     config.ollama_url = Some(ollama_url.parse().unwrap());
     config.ollama_timeout = Duration::from_secs(5);

@@ -1,0 +1,132 @@
+//! Turning a conversation into the model's prompt: the model's own chat
+//! template when its GGUF carries one (llama.cpp applies it), otherwise a
+//! plain transcript that even a base model continues sensibly, with stop
+//! sequences that end the answer where the next turn would begin.
+
+use app::api::{ChatMessage, Role};
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::token::LlamaToken;
+
+/// Where the answer ends in a transcript: where the model starts the next turn.
+const TRANSCRIPT_STOPS: [&str; 3] = ["\nUser:", "\nAssistant:", "\nSystem:"];
+
+/// A base model continuing a transcript may never write the next turn's
+/// "User:"; unless the request sets `num_predict`, its answer ends here.
+const TRANSCRIPT_MAX_TOKENS: u32 = 256;
+
+/// A prompt ready to decode.
+#[derive(Debug)]
+pub struct Prompt {
+    pub tokens: Vec<LlamaToken>,
+    /// Text after which the answer ends (without the stop text itself).
+    pub stops: Vec<String>,
+    /// Whether the answer's leading spaces should be dropped (a transcript
+    /// answer starts after "Assistant:").
+    pub trim_start: bool,
+    /// The answer's length limit when the request sets none.
+    pub default_max_tokens: Option<u32>,
+}
+
+/// Builds the prompt for `messages`; `context` (token ids of an earlier
+/// exchange, from `/generate`) goes first.
+pub fn build(
+    model: &LlamaModel,
+    template: Option<&LlamaChatTemplate>,
+    messages: &[ChatMessage],
+    context: &[i64],
+    extra_stops: &[String],
+) -> Prompt {
+    let vocab = model.vocab();
+    let templated = template.and_then(|template| {
+        let chat: Option<Vec<LlamaChatMessage>> = messages
+            .iter()
+            .map(|m| LlamaChatMessage::new(role_name(m.role).into(), m.content.clone()).ok())
+            .collect();
+        model.apply_chat_template(template, &chat?, true).ok()
+    });
+    let (mut tokens, mut stops, trim_start) = match templated {
+        Some(text) => {
+            // The template may write the BOS token itself; never add a second.
+            let bos = String::from_utf8_lossy(&vocab.token_to_piece(vocab.bos(), true, None))
+                .into_owned();
+            let add_bos = !text.starts_with(&bos);
+            (
+                vocab.tokenize(text.as_bytes(), add_bos, true),
+                Vec::new(),
+                false,
+            )
+        }
+        None => {
+            let text = transcript(messages);
+            // User text is never parsed for special tokens here.
+            let tokens = vocab.tokenize(text.as_bytes(), true, false);
+            (tokens, TRANSCRIPT_STOPS.map(String::from).to_vec(), true)
+        }
+    };
+    if !context.is_empty() {
+        let mut with_context: Vec<LlamaToken> = context
+            .iter()
+            .filter_map(|&id| i32::try_from(id).ok().map(LlamaToken))
+            .collect();
+        // The earlier exchange already began with BOS.
+        if !with_context.is_empty() && tokens.first() == Some(&vocab.bos()) {
+            tokens.remove(0);
+        }
+        with_context.append(&mut tokens);
+        tokens = with_context;
+    }
+    stops.extend(extra_stops.iter().filter(|stop| !stop.is_empty()).cloned());
+    Prompt {
+        tokens,
+        stops,
+        trim_start,
+        default_max_tokens: trim_start.then_some(TRANSCRIPT_MAX_TOKENS),
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::System => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+        Role::Tool => "tool",
+    }
+}
+
+/// `System text\n\nUser: …\nAssistant: …\nUser: …\nAssistant:`
+pub fn transcript(messages: &[ChatMessage]) -> String {
+    let mut text = String::new();
+    for message in messages {
+        let content = message.content.trim();
+        match message.role {
+            Role::System => {
+                text.push_str(content);
+                text.push_str("\n\n");
+            }
+            Role::User => text.push_str(&format!("User: {content}\n")),
+            Role::Assistant => text.push_str(&format!("Assistant: {content}\n")),
+            Role::Tool => text.push_str(&format!("Tool: {content}\n")),
+        }
+    }
+    text.push_str("Assistant:");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transcript_ends_where_the_assistant_speaks() {
+        let messages = [
+            ChatMessage::new(Role::System, "Be brief."),
+            ChatMessage::new(Role::User, "What is the capital of France?"),
+            ChatMessage::new(Role::Assistant, "Paris."),
+            ChatMessage::new(Role::User, "And of Italy?"),
+        ];
+        assert_eq!(
+            transcript(&messages),
+            "Be brief.\n\nUser: What is the capital of France?\nAssistant: Paris.\nUser: And of Italy?\nAssistant:"
+        );
+    }
+}

@@ -1,0 +1,390 @@
+//! The embedded backend with the real default model (Gemma 3 270M, put in
+//! place by `make setup`), and no Ollama.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use llm_chat::backend::embedded::{EmbeddedBackend, EmbeddedSettings};
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    TestApp, dead_address, parse_frames, read_frames, spawn_app_over, streamed_text,
+};
+
+const MODEL: &str = "gemma3:270m";
+
+fn models_dir() -> PathBuf {
+    let dir = std::env::var_os("LLM_CHAT_MODELS_DIR").map_or_else(
+        || {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/llm-chat/models")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("gemma-3-270m-q4_k_m.gguf").is_file(),
+        "the default model is missing from {}: run `make setup`",
+        dir.display()
+    );
+    dir
+}
+
+fn settings() -> EmbeddedSettings {
+    EmbeddedSettings {
+        models_dir: models_dir(),
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        parallel: 2,
+        queue: 16,
+        context_size: 2048,
+        keep_alive: Some(Duration::from_secs(300)),
+    }
+}
+
+/// The server with the embedded backend only (behind a dead Ollama, as on
+/// a machine without one), and a handle on the backend.
+async fn spawn_embedded(settings: EmbeddedSettings) -> (TestApp, Arc<EmbeddedBackend>) {
+    let embedded = EmbeddedBackend::new(settings);
+    let ollama =
+        llm_chat::backend::ollama::OllamaBackend::new(llm_chat::backend::ollama::OllamaSettings {
+            url: format!("http://{}", dead_address().await).parse().unwrap(),
+            timeout: Duration::from_secs(2),
+            tcp_keep_alive: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(30),
+        })
+        .unwrap();
+    let app = spawn_app_over(vec![Arc::new(ollama), embedded.clone()]).await;
+    (app, embedded)
+}
+
+fn ask(question: &str, options: Value) -> Value {
+    json!({"model": MODEL, "messages": [{"role": "user", "content": question}], "options": options})
+}
+
+async fn wait_until(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
+#[tokio::test]
+async fn the_default_model_is_listed_with_its_gguf_details() {
+    let (app, _) = spawn_embedded(settings()).await;
+
+    let models: Value = app.get("/api/v1/models").await.json().await.unwrap();
+
+    let gemma = models["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|model| model["name"] == MODEL)
+        .unwrap_or_else(|| panic!("{MODEL} listed: {models}"));
+    assert_eq!(gemma["backend"], "embedded");
+    assert_eq!(gemma["size"], 253_113_024);
+    assert_eq!(
+        gemma["digest"],
+        "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+    );
+    assert_eq!(
+        gemma["details"],
+        json!({"format": "gguf", "family": "gemma3", "families": ["gemma3"],
+               "parameter_size": "270M", "quantization_level": "Q4_K_M"})
+    );
+}
+
+#[tokio::test]
+async fn a_chat_reply_is_real_text() {
+    let (app, _) = spawn_embedded(settings()).await;
+
+    let response = app
+        .post_json(
+            "/api/v1/chat",
+            ask(
+                "What is the capital of France?",
+                json!({"temperature": 0, "num_predict": 32}),
+            ),
+        )
+        .await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let reply = body["message"]["content"].as_str().unwrap();
+    assert!(reply.contains("Paris"), "a sensible answer: {reply:?}");
+    assert_eq!(body["model"], MODEL);
+    assert!(body["eval_count"].as_u64().unwrap() > 0);
+    assert!(body["prompt_eval_count"].as_u64().unwrap() > 5);
+    assert!(body["eval_duration"].as_u64().unwrap() > 0);
+    assert!(["stop", "length"].contains(&body["done_reason"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn the_stream_yields_many_frames() {
+    let (app, _) = spawn_embedded(settings()).await;
+
+    let body = app
+        .post_json(
+            "/api/v1/chat/stream",
+            ask(
+                "Write a short story about a cat.",
+                json!({"num_predict": 40, "seed": 7}),
+            ),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+
+    let frames = parse_frames(&body);
+    let done = frames.last().unwrap();
+    assert_eq!(done.event.as_deref(), Some("done"), "{body}");
+    let tokens = frames.iter().filter(|frame| frame.event.is_none()).count();
+    assert!(tokens >= 10, "{tokens} frames: {body}");
+    assert!(!streamed_text(&frames).trim().is_empty());
+    assert!(done.json()["eval_count"].as_u64().unwrap() >= tokens as u64);
+}
+
+#[tokio::test]
+async fn a_fixed_seed_gives_the_same_text_twice() {
+    let (app, _) = spawn_embedded(settings()).await;
+    let request = ask(
+        "Tell me about the sea.",
+        json!({"temperature": 0.9, "seed": 42, "num_predict": 30}),
+    );
+
+    let first: Value = app
+        .post_json("/api/v1/chat", request.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second: Value = app
+        .post_json("/api/v1/chat", request)
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    let text = first["message"]["content"].as_str().unwrap();
+    assert!(!text.is_empty());
+    assert_eq!(text, second["message"]["content"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_stops_the_decode_loop() {
+    let (app, embedded) = spawn_embedded(settings()).await;
+
+    let mut response = app
+        .post_json(
+            "/api/v1/chat/stream",
+            ask("Count to one thousand.", json!({"num_predict": 2000})),
+        )
+        .await;
+    read_frames(&mut response, 3).await;
+    assert_eq!(embedded.live_sequences(), 1);
+    drop(response);
+
+    assert!(
+        wait_until(Duration::from_secs(1), || embedded.live_sequences() == 0).await,
+        "the sequence was freed"
+    );
+    assert!(app.streams_drain(Duration::from_secs(1)).await);
+}
+
+#[tokio::test]
+async fn two_concurrent_chats_both_finish() {
+    let (app, _) = spawn_embedded(settings()).await;
+    let request = |question: &str| ask(question, json!({"num_predict": 24, "seed": 1}));
+
+    let (a, b) = tokio::join!(
+        app.post_json("/api/v1/chat", request("Name a fruit.")),
+        app.post_json("/api/v1/chat", request("Name a colour.")),
+    );
+
+    for response in [a, b] {
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            !body["message"]["content"]
+                .as_str()
+                .unwrap()
+                .trim()
+                .is_empty(),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_model_is_404() {
+    let (app, _) = spawn_embedded(settings()).await;
+
+    let response = app
+        .post_json(
+            "/api/v1/chat",
+            json!({"model": "nope:1b", "messages": [{"role": "user", "content": "Hi"}]}),
+        )
+        .await;
+
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("model \"nope:1b\" not found"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn healthz_stays_fast_during_generation() {
+    let (app, embedded) = spawn_embedded(settings()).await;
+    let mut streams = Vec::new();
+    for question in ["Write a long poem.", "Describe a long journey."] {
+        let mut response = app
+            .post_json(
+                "/api/v1/chat/stream",
+                ask(question, json!({"num_predict": 300})),
+            )
+            .await;
+        read_frames(&mut response, 1).await;
+        streams.push(response);
+    }
+    assert_eq!(embedded.live_sequences(), 2);
+
+    let mut slowest = Duration::ZERO;
+    let mut during_generation = 0;
+    for _ in 0..20 {
+        let started = Instant::now();
+        assert_eq!(app.get("/healthz").await.status(), 200);
+        slowest = slowest.max(started.elapsed());
+        if embedded.live_sequences() > 0 {
+            during_generation += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Decoding runs off the async runtime: the server answers at once.
+    assert!(
+        slowest < Duration::from_millis(200),
+        "slowest /healthz: {slowest:?}"
+    );
+    assert_eq!(
+        during_generation, 20,
+        "every probe ran while tokens were decoded"
+    );
+}
+
+#[tokio::test]
+async fn past_the_queue_the_answer_is_503() {
+    let (app, _) = spawn_embedded(EmbeddedSettings {
+        parallel: 1,
+        queue: 0,
+        ..settings()
+    })
+    .await;
+    let mut running = app
+        .post_json(
+            "/api/v1/chat/stream",
+            ask("Talk at length.", json!({"num_predict": 500})),
+        )
+        .await;
+    read_frames(&mut running, 1).await;
+
+    let refused = app
+        .post_json("/api/v1/chat", ask("Me too?", json!({})))
+        .await;
+
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().starts_with("server busy"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn keep_alive_zero_unloads_the_model_after_the_answer() {
+    let (app, embedded) = spawn_embedded(settings()).await;
+
+    let mut request = ask("Hi", json!({"num_predict": 4}));
+    request["keep_alive"] = json!(0);
+    let response = app.post_json("/api/v1/chat", request).await;
+    assert_eq!(response.status(), 200);
+
+    assert!(
+        wait_until(Duration::from_secs(3), || embedded.loaded_models() == 0).await,
+        "unloaded after the answer"
+    );
+    // And loaded again on demand.
+    let again = app
+        .post_json("/api/v1/chat", ask("Hi", json!({"num_predict": 4})))
+        .await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(embedded.loaded_models(), 1);
+}
+
+#[tokio::test]
+async fn generate_returns_a_context_that_continues_the_conversation() {
+    let (app, _) = spawn_embedded(settings()).await;
+
+    let first: Value = app
+        .post_json(
+            "/api/v1/generate",
+            json!({"model": MODEL, "prompt": "My name is Ada.", "options": {"num_predict": 8, "temperature": 0}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let context = first["context"].as_array().unwrap().clone();
+    assert!(context.len() > first["prompt_eval_count"].as_u64().unwrap() as usize - 1);
+
+    let second = app
+        .post_json(
+            "/api/v1/generate",
+            json!({"model": MODEL, "prompt": "What is my name?", "context": context,
+                   "options": {"num_predict": 8, "temperature": 0}}),
+        )
+        .await;
+    assert_eq!(second.status(), 200);
+    let second: Value = second.json().await.unwrap();
+    assert!(second["prompt_eval_count"].as_u64().unwrap() > context.len() as u64);
+}
+
+#[tokio::test]
+async fn a_prompt_longer_than_the_window_is_400() {
+    let (app, _) = spawn_embedded(settings()).await;
+    let long = "word ".repeat(300);
+
+    let response = app
+        .post_json("/api/v1/chat", ask(&long, json!({"num_ctx": 64})))
+        .await;
+
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("context window of 64"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn readyz_reports_the_embedded_backend_up_and_ollama_down() {
+    let (app, _) = spawn_embedded(settings()).await;
+
+    let response = app.get("/readyz").await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["backends"]["embedded"]["ready"], true);
+    assert_eq!(body["backends"]["ollama"]["ready"], false);
+}
