@@ -23,7 +23,7 @@ SERVER_BIN := target/release/llm-chat
 FAKE_BIN := target/release/fake-ollama
 
 .PHONY: help setup toolchain cargo-leptos wasm-bindgen node-modules chromium llama-build-deps model \
-        build run test test-rust e2e e2e-only lint coverage openapi \
+        build run test test-rust bench-smoke e2e e2e-only bench bench-quick litellm lint coverage openapi \
         run-ollama stop-ollama download-model clean
 
 help: ## Show the targets
@@ -75,28 +75,53 @@ model:
 
 # ---------------------------------------------------------------- build
 
-build: setup ## Release build: the server, its web assets and fake-ollama
+build: setup ## Release build: the server, its web assets, fake-ollama and the benchmark
 	cargo leptos build --release
-	cargo build --release --package fake-ollama --bin fake-ollama
+	cargo build --release --package fake-ollama --package bench
 
 run: build ## Serve the API and the chat at http://127.0.0.1:3000
 	$(SERVER_BIN)
 
 # ---------------------------------------------------------------- tests
 
-test: build ## Every test: Rust (unit + HTTP) and Playwright end-to-end
+test: build ## Every test: Rust (unit + HTTP), the benchmark harness once, Playwright
 	$(MAKE) --no-print-directory test-rust
+	$(MAKE) --no-print-directory bench-smoke
 	$(MAKE) --no-print-directory e2e-only
 
 # Same profile as the build, so nothing compiles twice.
 test-rust:
 	cargo test --release
 
+# The benchmark is not a test: this only proves its harness runs, with a few streams.
+bench-smoke:
+	target/release/llm-chat-bench --smoke --out target/bench-smoke/BENCHMARKS.md \
+	  --chart target/bench-smoke/bench-ttft.svg
+
 e2e: build ## Playwright end-to-end tests alone
 	$(MAKE) --no-print-directory e2e-only
 
 e2e-only:
 	cd end2end && npx playwright test
+
+# ---------------------------------------------------------------- benchmarks
+
+LITELLM_VERSION := 1.108.7
+
+litellm: .venv/.litellm-$(LITELLM_VERSION)
+
+.venv/.litellm-$(LITELLM_VERSION):
+	@echo "Installing LiteLLM proxy $(LITELLM_VERSION) into .venv (the benchmark's peer)"
+	python3 -m venv .venv
+	.venv/bin/pip install -q 'litellm[proxy]==$(LITELLM_VERSION)'
+	@touch $@
+
+# Streams need file descriptors: raise the soft limit to the hard one.
+bench: build litellm ## Full benchmark (minutes): rewrites BENCHMARKS.md and doc/bench-ttft.svg
+	ulimit -n $$(ulimit -Hn) && target/release/llm-chat-bench
+
+bench-quick: build ## Benchmark in under a minute (no LiteLLM unless BENCH_ARGS=--litellm)
+	ulimit -n $$(ulimit -Hn) && target/release/llm-chat-bench --quick $(BENCH_ARGS)
 
 lint: setup ## rustfmt check, clippy with warnings as errors (host and WASM)
 	cargo fmt --all -- --check

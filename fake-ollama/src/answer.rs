@@ -2,6 +2,7 @@
 //! would send for them, streamed or whole.
 
 use std::convert::Infallible;
+use std::io::Write as _;
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -33,6 +34,8 @@ pub struct Answer {
     /// The model name as the client wrote it (Ollama echoes it back).
     pub model: String,
     pub behavior: Behavior,
+    /// The model name as a JSON string, ready to paste into every line.
+    model_json: String,
     tokens: Vec<String>,
     /// Whether `num_predict` cut the answer short.
     hit_length_limit: bool,
@@ -58,6 +61,7 @@ impl Answer {
             .unwrap_or_default();
         Self {
             endpoint,
+            model_json: serde_json::to_string(&model).expect("strings serialise"),
             model,
             behavior,
             tokens,
@@ -71,22 +75,30 @@ impl Answer {
         humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
     }
 
-    fn token_line(&self, token: &str) -> Bytes {
-        let chunk = match self.endpoint {
-            Endpoint::Generate => json!({
-                "model": self.model,
-                "created_at": Self::created_at(),
-                "response": token,
-                "done": false,
-            }),
-            Endpoint::Chat => json!({
-                "model": self.model,
-                "created_at": Self::created_at(),
-                "message": {"role": "assistant", "content": token},
-                "done": false,
-            }),
-        };
-        line(&chunk)
+    /// Appends one token's NDJSON line, written field by field (the same
+    /// bytes `serde_json` would give for Ollama's chunk, without building a
+    /// JSON value per token, so the fake is never the bottleneck).
+    fn push_token_line(&self, token: &str, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"model\":");
+        out.extend_from_slice(self.model_json.as_bytes());
+        out.extend_from_slice(b",\"created_at\":\"");
+        let _ = write!(
+            out,
+            "{}",
+            humantime::format_rfc3339_nanos(std::time::SystemTime::now())
+        );
+        match self.endpoint {
+            Endpoint::Generate => {
+                out.extend_from_slice(b"\",\"response\":");
+                serde_json::to_writer(&mut *out, token).expect("strings serialise");
+                out.extend_from_slice(b",\"done\":false}\n");
+            }
+            Endpoint::Chat => {
+                out.extend_from_slice(b"\",\"message\":{\"role\":\"assistant\",\"content\":");
+                serde_json::to_writer(&mut *out, token).expect("strings serialise");
+                out.extend_from_slice(b"},\"done\":false}\n");
+            }
+        }
     }
 
     /// The `done: true` object; `text` is the text it carries (usually empty).
@@ -166,35 +178,46 @@ impl Answer {
         Ok(self.done_object(&text))
     }
 
-    /// The answer as Ollama's NDJSON stream, one line per token, each line
-    /// its own body chunk so it is flushed as it is produced.
+    /// The answer as Ollama's NDJSON stream: one line per token, each its
+    /// own body chunk, flushed as produced. With no delay (the benchmark's
+    /// saturation runs) there is no timer either: lines are produced as fast
+    /// as the connection takes them.
     pub fn stream(self, mut guard: AnswerGuard) -> impl Stream<Item = Result<Bytes, Infallible>> {
         async_stream::stream! {
             let cut = self.behavior.fault();
+            let paced = !self.behavior.token_delay().is_zero();
             let last = self.tokens.len().saturating_sub(1);
             let mut final_text = "";
+            let mut pending = Vec::new();
             for (index, token) in self.tokens.iter().enumerate() {
                 if let Some((after, fault)) = cut && index == after {
                     match fault {
                         Fault::ErrorLine => {
-                            yield Ok(line(&json!({ "error": self.behavior.error_message })));
+                            pending.extend_from_slice(&line(&json!({ "error": self.behavior.error_message })));
                         }
-                        Fault::MalformedLine => yield Ok(Bytes::from_static(b"{\"model\": oops\n")),
+                        Fault::MalformedLine => pending.extend_from_slice(b"{\"model\": oops\n"),
                         Fault::Truncate => {}
+                    }
+                    if !pending.is_empty() {
+                        yield Ok(Bytes::from(std::mem::take(&mut pending)));
                     }
                     guard.finish();
                     return;
                 }
-                tokio::time::sleep(self.behavior.token_delay()).await;
+                if paced {
+                    tokio::time::sleep(self.behavior.token_delay()).await;
+                }
                 if index == last && self.behavior.text_in_final_chunk {
                     final_text = token;
                     guard.token_sent();
                     break;
                 }
-                yield Ok(self.token_line(token));
+                self.push_token_line(token, &mut pending);
                 guard.token_sent();
+                yield Ok(Bytes::from(std::mem::take(&mut pending)));
             }
-            yield Ok(line(&self.done_object(final_text)));
+            pending.extend_from_slice(&line(&self.done_object(final_text)));
+            yield Ok(Bytes::from(pending));
             guard.finish();
         }
     }
@@ -225,5 +248,36 @@ fn prompt_words(endpoint: Endpoint, request: &Value) -> usize {
         Endpoint::Chat => request["messages"].as_array().map_or(0, |messages| {
             messages.iter().map(|m| count(&m["content"])).sum()
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written line is byte for byte what serde_json writes for the
+    /// same chunk (created_at aside, which is the time of writing).
+    #[test]
+    fn token_lines_match_serde_json() {
+        for endpoint in [Endpoint::Generate, Endpoint::Chat] {
+            let answer = Answer::new(endpoint, "m\"odel".into(), Behavior::default(), &json!({}));
+            let token = "a \"quoted\"\n<tag> é";
+            let mut line = Vec::new();
+            answer.push_token_line(token, &mut line);
+            let parsed: Value = serde_json::from_slice(&line).unwrap();
+            let expected = match endpoint {
+                Endpoint::Generate => {
+                    json!({"model": "m\"odel", "created_at": parsed["created_at"], "response": token, "done": false})
+                }
+                Endpoint::Chat => json!({"model": "m\"odel", "created_at": parsed["created_at"],
+                                         "message": {"role": "assistant", "content": token}, "done": false}),
+            };
+            let mut expected_line = serde_json::to_vec(&expected).unwrap();
+            expected_line.push(b'\n');
+            assert_eq!(
+                String::from_utf8(line).unwrap(),
+                String::from_utf8(expected_line).unwrap()
+            );
+        }
     }
 }

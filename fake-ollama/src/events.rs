@@ -102,6 +102,15 @@ impl EventLog {
         self.inner.changed.notify_waiters();
     }
 
+    /// How many events the log holds.
+    pub fn len(&self) -> usize {
+        self.lock().events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Answers whose body is being sent right now.
     pub fn open_streams(&self) -> usize {
         self.lock().open_streams

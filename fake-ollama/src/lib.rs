@@ -8,6 +8,7 @@
 //!
 //! Control endpoints, outside Ollama's API:
 //! - `GET /_fake/events`, `DELETE /_fake/events`: the event log;
+//! - `GET /_fake/stats`: just the counters (open answers, events logged);
 //! - `GET /_fake/behavior`, `POST /_fake/behavior`: the current [`Behavior`].
 
 mod answer;
@@ -19,6 +20,7 @@ mod routes;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -91,6 +93,10 @@ impl FakeOllama {
     pub fn serve(listener: TcpListener, state: FakeState) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let app = router(state.clone());
+        // Like Ollama (Go sets TCP_NODELAY by default): lines go out at once.
+        let listener = listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 tracing::error!(%error, "fake-ollama stopped");

@@ -21,6 +21,7 @@ pub fn router(state: FakeState) -> Router {
         .route("/api/generate", post(generate))
         .route("/api/chat", post(chat))
         .route("/_fake/events", get(list_events).delete(clear_events))
+        .route("/_fake/stats", get(stats))
         .route("/_fake/behavior", get(get_behavior).post(set_behavior))
         .with_state(state)
 }
@@ -122,6 +123,14 @@ async fn list_events(State(state): State<FakeState>) -> Json<Value> {
     Json(json!({
         "events": state.events.snapshot(),
         "open_streams": state.events.open_streams(),
+    }))
+}
+
+/// Counters only: cheap to poll while thousands of answers are open.
+async fn stats(State(state): State<FakeState>) -> Json<Value> {
+    Json(json!({
+        "open_streams": state.events.open_streams(),
+        "events": state.events.len(),
     }))
 }
 

@@ -27,8 +27,10 @@ impl Metrics {
         }
     }
 
-    pub fn token_relayed(&self) {
-        self.tokens_relayed.fetch_add(1, Ordering::Relaxed);
+    pub fn tokens_relayed(&self, count: u64) {
+        if count > 0 {
+            self.tokens_relayed.fetch_add(count, Ordering::Relaxed);
+        }
     }
 
     /// The counters in Prometheus' text exposition format, with the gauges

@@ -12,7 +12,6 @@ use app::api::{
 };
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -20,7 +19,7 @@ use axum::{Json, Router};
 use crate::error::AppError;
 use crate::extract::ApiJson;
 use crate::generations::{End, Generation};
-use crate::sse;
+use crate::sse::{self, Frame};
 use crate::state::AppState;
 use crate::validation::validate_generation;
 
@@ -193,11 +192,10 @@ pub async fn generation_events(
 ) -> Result<Response, AppError> {
     let generation = find(&state, &id)?;
     let after = last_event_id(&headers)?;
-    let metrics = state.metrics.clone();
-    let events = async_stream::stream! {
+    let frames = async_stream::stream! {
         let _subscriber = generation.subscribe();
         let mut changes = generation.watch();
-        yield Event::default().retry(RECONNECT_AFTER);
+        yield Frame::Retry(RECONNECT_AFTER);
         let mut cursor = after;
         loop {
             // Mark the current version seen before reading, so a change
@@ -205,12 +203,15 @@ pub async fn generation_events(
             changes.borrow_and_update();
             let update = generation.read_after(cursor);
             for (sequence, text) in update.tokens {
-                metrics.token_relayed();
-                yield sse::token_event_with_id(sequence, &text);
                 cursor = sequence;
+                yield Frame::Token { id: Some(sequence), text };
             }
             if let Some(end) = update.end {
-                yield end_event(end);
+                yield match end {
+                    End::Done(stats) => Frame::Done(stats),
+                    End::Failed(error) => Frame::Error(error),
+                    End::Cancelled(reason) => Frame::Cancelled(reason),
+                };
                 break;
             }
             if changes.changed().await.is_err() {
@@ -218,15 +219,7 @@ pub async fn generation_events(
             }
         }
     };
-    Ok(sse::stream_response(events, &state))
-}
-
-fn end_event(end: End) -> Event {
-    match end {
-        End::Done(stats) => sse::done_event(&stats),
-        End::Failed(error) => sse::error_event(&error),
-        End::Cancelled(reason) => sse::cancelled_event(&reason),
-    }
+    Ok(sse::stream_response(frames, &state))
 }
 
 fn last_event_id(headers: &HeaderMap) -> Result<u64, AppError> {

@@ -1,0 +1,170 @@
+//! The load generator: many streams at once, or many idle streams held open.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use tokio::sync::Barrier;
+
+use crate::paths::Target;
+use crate::stats::{StreamRecord, Summary};
+
+/// A client for HTTP/1.1 streams: one connection per stream, as browsers
+/// and most SDKs do.
+pub fn http1_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(2048)
+        .tcp_nodelay(true)
+        .build()
+        .expect("an HTTP client")
+}
+
+/// Keeps `concurrency` streams in flight, as a server under that load sees
+/// them: each of `concurrency` clients runs `rounds` streams back to back,
+/// the clients' starts spread over one stream's duration so arrivals are
+/// staggered rather than synchronised. The first round warms connection
+/// pools and is not counted.
+pub async fn run_concurrent(
+    target: &Target,
+    client: &reqwest::Client,
+    concurrency: usize,
+    rounds: usize,
+    stream_duration: Duration,
+    prompt: &str,
+) -> Summary {
+    let started = Instant::now();
+    let clients = (0..concurrency).map(|index| {
+        let target = target.clone();
+        let client = client.clone();
+        let prompt = prompt.to_string();
+        let offset = stream_duration.mul_f64(index as f64 / concurrency as f64);
+        tokio::spawn(async move {
+            tokio::time::sleep(offset).await;
+            let mut records = Vec::with_capacity(rounds);
+            for _ in 0..rounds {
+                records.push(target.measure(&client, &prompt).await);
+            }
+            records.remove(0);
+            records
+        })
+    });
+    let records: Vec<StreamRecord> = join_all(clients)
+        .await
+        .into_iter()
+        .flat_map(|joined| {
+            joined.unwrap_or_else(|error| {
+                vec![StreamRecord {
+                    error: Some(format!("task failed: {error}")),
+                    ..StreamRecord::default()
+                }]
+            })
+        })
+        .collect();
+    Summary::of(&records, started.elapsed())
+}
+
+/// Opens `concurrency` streams at the same instant and reads them all to
+/// the end.
+pub async fn run_streams(
+    target: &Target,
+    client: &reqwest::Client,
+    concurrency: usize,
+    prompt: &str,
+) -> Summary {
+    let barrier = Arc::new(Barrier::new(concurrency));
+    let started = Instant::now();
+    let streams = (0..concurrency).map(|_| {
+        let barrier = barrier.clone();
+        let target = target.clone();
+        let client = client.clone();
+        let prompt = prompt.to_string();
+        tokio::spawn(async move {
+            barrier.wait().await;
+            target.measure(&client, &prompt).await
+        })
+    });
+    let records: Vec<StreamRecord> = join_all(streams)
+        .await
+        .into_iter()
+        .map(|joined| {
+            joined.unwrap_or_else(|error| StreamRecord {
+                error: Some(format!("task failed: {error}")),
+                ..StreamRecord::default()
+            })
+        })
+        .collect();
+    Summary::of(&records, started.elapsed())
+}
+
+/// Streams held open with no token flowing, to weigh what each costs.
+/// Dropping it closes them all.
+pub struct IdleStreams {
+    holders: Vec<tokio::task::JoinHandle<Result<(), String>>>,
+}
+
+impl IdleStreams {
+    /// Starts `count` streams, `batch` at a time, each held by a task until
+    /// dropped. A gateway may send no headers until the first token (LiteLLM
+    /// does), so readiness is read elsewhere: from the upstream's count of
+    /// open answers.
+    pub async fn open(
+        target: &Target,
+        clients: &[reqwest::Client],
+        count: usize,
+        batch: usize,
+    ) -> Self {
+        let mut holders = Vec::with_capacity(count);
+        for i in 0..count {
+            let client = clients[i % clients.len()].clone();
+            let target = target.clone();
+            holders.push(tokio::spawn(async move {
+                let response = target.open(&client, "Hold on").await?;
+                // Keep the stream open until aborted.
+                let _held = response;
+                std::future::pending::<()>().await;
+                Ok(())
+            }));
+            if (i + 1) % batch == 0 {
+                // Let the gateway accept a batch before sending the next.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Self { holders }
+    }
+
+    /// Streams whose opening failed so far, with one of the errors.
+    pub async fn failures(&mut self) -> (usize, Option<String>) {
+        let mut errors = 0;
+        let mut first = None;
+        for holder in &mut self.holders {
+            if holder.is_finished() {
+                errors += 1;
+                if let Ok(Ok(Err(error))) = tokio::time::timeout(Duration::ZERO, holder).await {
+                    first.get_or_insert(error);
+                }
+            }
+        }
+        (errors, first)
+    }
+}
+
+impl Drop for IdleStreams {
+    fn drop(&mut self) {
+        for holder in &self.holders {
+            holder.abort();
+        }
+    }
+}
+
+/// HTTP/2 (cleartext, prior knowledge) clients, each its own connection.
+pub fn http2_clients(count: usize) -> Vec<reqwest::Client> {
+    (0..count)
+        .map(|_| {
+            reqwest::Client::builder()
+                .http2_prior_knowledge()
+                .tcp_nodelay(true)
+                .build()
+                .expect("an HTTP/2 client")
+        })
+        .collect()
+}

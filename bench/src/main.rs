@@ -1,0 +1,756 @@
+//! `llm-chat-bench`: what llm-chat costs, measured in one run on this
+//! machine, against talking to the upstream directly (the limit) and
+//! against LiteLLM proxy (what users would pick instead); and the embedded
+//! backend against llama-cpp-2's own decode loop.
+//!
+//! It starts fake-ollama, llm-chat and LiteLLM as separate processes on
+//! loopback, drives them with its own load generator, and writes
+//! BENCHMARKS.md and an SVG chart of time to first token.
+
+mod chart;
+mod load;
+mod paths;
+mod processes;
+mod raw;
+mod report;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::json;
+
+use crate::paths::{PathKind, Target};
+use crate::processes::{LITELLM_KEY, Service, wait_ready};
+use crate::report::{EmbeddedRow, Idle, Results, Saturation};
+use crate::stats::{Summary, ms};
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmark llm-chat against the direct path and LiteLLM")]
+struct Args {
+    /// Under a minute: fewer streams and tokens (LiteLLM only with --litellm).
+    #[arg(long)]
+    quick: bool,
+    /// A few streams only: proves the harness runs (used by `make test`).
+    #[arg(long, conflicts_with = "quick")]
+    smoke: bool,
+    /// Include LiteLLM in a quick or smoke run.
+    #[arg(long)]
+    litellm: bool,
+    /// Leave LiteLLM out of a full run.
+    #[arg(long)]
+    no_litellm: bool,
+    /// Leave the embedded-backend rows out.
+    #[arg(long)]
+    no_embedded: bool,
+    /// Where the report goes.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+    /// Where the TTFT chart goes.
+    #[arg(long, default_value = "doc/bench-ttft.svg")]
+    chart: PathBuf,
+    /// The virtualenv holding `litellm[proxy]`.
+    #[arg(long, default_value = ".venv")]
+    venv: PathBuf,
+    /// Where the release binaries are.
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// The embedded models [default: ~/.cache/llm-chat/models].
+    #[arg(long, env = "LLM_CHAT_MODELS_DIR")]
+    models_dir: Option<PathBuf>,
+}
+
+/// How big each part of the run is.
+struct Plan {
+    mode: &'static str,
+    concurrencies: Vec<usize>,
+    tokens: usize,
+    token_delay_ms: u64,
+    saturation_streams: usize,
+    saturation_tokens: usize,
+    /// LiteLLM relays two orders of magnitude slower: fewer tokens, the
+    /// same streams, so its run takes seconds too.
+    litellm_saturation_tokens: usize,
+    idle_streams: usize,
+    litellm_idle_streams: usize,
+    embedded_tokens: usize,
+    /// Streams each client runs back to back in a TTFT run (the first warms up).
+    rounds: usize,
+    litellm: bool,
+    embedded: bool,
+}
+
+impl Plan {
+    fn from(args: &Args) -> Self {
+        let (
+            mode,
+            concurrencies,
+            tokens,
+            saturation_streams,
+            saturation_tokens,
+            litellm_saturation_tokens,
+            idle_streams,
+            litellm_idle_streams,
+            embedded_tokens,
+        ) = if args.smoke {
+            ("smoke", vec![1, 2], 4, 2, 200, 20, 20, 10, 8)
+        } else if args.quick {
+            ("quick", vec![1, 10, 100], 16, 8, 25_000, 500, 500, 100, 64)
+        } else {
+            (
+                "full",
+                vec![1, 100, 1000],
+                32,
+                16,
+                100_000,
+                2_000,
+                10_000,
+                1_000,
+                128,
+            )
+        };
+        Self {
+            mode,
+            concurrencies,
+            tokens,
+            token_delay_ms: if args.smoke { 5 } else { 20 },
+            saturation_streams,
+            saturation_tokens,
+            litellm_saturation_tokens,
+            idle_streams,
+            litellm_idle_streams,
+            embedded_tokens,
+            rounds: if args.smoke { 2 } else { 4 },
+            litellm: if args.quick || args.smoke {
+                args.litellm
+            } else {
+                !args.no_litellm
+            },
+            embedded: !args.no_embedded,
+        }
+    }
+}
+
+const MODEL: &str = "llama3.2";
+const EMBEDDED_MODEL: &str = "gemma3:270m";
+const EMBEDDED_FILE: &str = "gemma-3-270m-q4_k_m.gguf";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("llm-chat-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn say(message: &str) {
+    eprintln!("[bench] {message}");
+}
+
+async fn run(args: &Args) -> Result<(), String> {
+    let plan = Plan::from(args);
+    let root = std::env::current_dir().map_err(|e| e.to_string())?;
+    let work = root.join("target/bench");
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let mut results = Results {
+        mode: plan.mode.to_string(),
+        concurrencies: plan.concurrencies.clone(),
+        ..Results::default()
+    };
+
+    say("starting fake-ollama and llm-chat");
+    let fake = processes::fake_ollama(&args.bin_dir.join("fake-ollama"))?;
+    wait_ready(&fake, "/api/version", Duration::from_secs(10)).await?;
+    let gateway = processes::llm_chat(&args.bin_dir.join("llm-chat"), &root, &fake.url, None)?;
+    wait_ready(&gateway, "/healthz", Duration::from_secs(20)).await?;
+    let litellm = if plan.litellm {
+        say("starting LiteLLM proxy (slow to import)");
+        let litellm = processes::litellm(&args.venv, &fake.url, MODEL, &work)?;
+        wait_ready(&litellm, "/health/liveliness", Duration::from_secs(120)).await?;
+        Some(litellm)
+    } else {
+        None
+    };
+
+    let mut targets = vec![
+        Target {
+            kind: PathKind::Direct,
+            base_url: fake.url.clone(),
+            model: MODEL.into(),
+            api_key: None,
+        },
+        Target {
+            kind: PathKind::GenerateStream,
+            base_url: gateway.url.clone(),
+            model: MODEL.into(),
+            api_key: None,
+        },
+        Target {
+            kind: PathKind::Generations,
+            base_url: gateway.url.clone(),
+            model: MODEL.into(),
+            api_key: None,
+        },
+    ];
+    if let Some(litellm) = &litellm {
+        targets.push(Target {
+            kind: PathKind::LiteLlm,
+            base_url: litellm.url.clone(),
+            model: MODEL.into(),
+            api_key: Some(LITELLM_KEY.into()),
+        });
+    }
+    results.paths = targets.iter().map(|t| t.kind).collect();
+    let gateway_of = |kind: PathKind| match kind {
+        PathKind::Direct => None,
+        PathKind::GenerateStream | PathKind::Generations => Some(&gateway),
+        PathKind::LiteLlm => litellm.as_ref(),
+    };
+    let client = load::http1_client();
+
+    // Time to first token.
+    set_behavior(
+        &fake,
+        json!({"tokens": plan.tokens, "token_delay_ms": plan.token_delay_ms}),
+    )
+    .await?;
+    for target in &targets {
+        load::run_streams(target, &client, 2, "Warm up").await;
+    }
+    results.latency = vec![Vec::new(); targets.len()];
+    let stream_duration = Duration::from_millis(plan.token_delay_ms * plan.tokens as u64);
+    for &level in &plan.concurrencies {
+        for (index, target) in targets.iter().enumerate() {
+            say(&format!("TTFT: {level} streams on {}", target.kind.label()));
+            let summary = bounded(load::run_concurrent(
+                target,
+                &client,
+                level,
+                plan.rounds,
+                stream_duration,
+                "Tell me a story",
+            ))
+            .await;
+            results.latency[index].push(summary);
+            clear_events(&fake).await;
+        }
+    }
+
+    // Saturation.
+    for target in &targets {
+        let tokens = if target.kind == PathKind::LiteLlm {
+            plan.litellm_saturation_tokens
+        } else {
+            plan.saturation_tokens
+        };
+        set_behavior(&fake, json!({"tokens": tokens, "token_delay_ms": 0})).await?;
+        say(&format!(
+            "saturation: {} streams on {}",
+            plan.saturation_streams,
+            target.kind.label()
+        ));
+        let service = gateway_of(target.kind);
+        let cpu_before = service.map(Service::cpu_seconds).transpose()?;
+        let summary = bounded(load::run_streams(
+            target,
+            &client,
+            plan.saturation_streams,
+            "Go",
+        ))
+        .await;
+        let cpu_after = service.map(Service::cpu_seconds).transpose()?;
+        let cpu_per_100k = cpu_before
+            .zip(cpu_after)
+            .map(|(before, after)| (after - before) / summary.tokens.max(1) as f64 * 100_000.0);
+        results.saturation.push(Saturation {
+            path: target.kind,
+            summary,
+            cpu_per_100k,
+        });
+        clear_events(&fake).await;
+    }
+
+    // Idle streams: the upstream answers headers, then stays silent.
+    set_behavior(&fake, json!({"tokens": 2, "token_delay_ms": 600_000})).await?;
+    for target in targets.iter().filter(|t| t.kind != PathKind::Direct) {
+        let Some(service) = gateway_of(target.kind) else {
+            continue;
+        };
+        let (count, clients) = if target.kind == PathKind::LiteLlm {
+            // LiteLLM speaks HTTP/1.1 only: two sockets per stream, and the
+            // process may hold 20,000 (see the notes).
+            (plan.litellm_idle_streams, vec![load::http1_client()])
+        } else {
+            (
+                plan.idle_streams,
+                load::http2_clients(plan.idle_streams.div_ceil(100)),
+            )
+        };
+        say(&format!("idle: {count} streams on {}", target.kind.label()));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss_before = service.rss()?;
+        let mut idle = load::IdleStreams::open(target, &clients, count, 250).await;
+        let open = wait_for_upstream(&fake, count, Duration::from_secs(120)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rss_after = service.rss()?;
+        let (mut errors, mut first_error) = idle.failures().await;
+        if open < count && errors == 0 {
+            errors = count - open;
+            first_error = Some(format!(
+                "only {open} of {count} streams reached the upstream within 120 s"
+            ));
+        }
+        results.idle.push(Idle {
+            path: target.kind,
+            streams: count,
+            errors,
+            first_error,
+            rss_before,
+            rss_after,
+        });
+        drop(idle);
+        drop(clients);
+        settle(&gateway, &fake).await;
+        clear_events(&fake).await;
+    }
+    drop(litellm);
+    drop(gateway);
+    drop(fake);
+
+    if plan.embedded {
+        let dir = args.models_dir.clone().unwrap_or_else(default_models_dir);
+        if dir.join(EMBEDDED_FILE).is_file() {
+            results.embedded = embedded_rows(args, &root, &dir, plan.embedded_tokens).await?;
+        } else {
+            results.notes.push(format!(
+                "embedded rows skipped: no {EMBEDDED_FILE} in {} (run make setup)",
+                dir.display()
+            ));
+        }
+    }
+
+    describe(&mut results, &plan, args);
+    write_outputs(args, &results)?;
+    say(&format!(
+        "wrote {} and {}",
+        args.out.display(),
+        args.chart.display()
+    ));
+    Ok(())
+}
+
+/// A run that takes too long counts as errors rather than hanging the bench.
+async fn bounded(run: impl Future<Output = Summary>) -> Summary {
+    tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .unwrap_or_else(|_| Summary {
+            errors: 1,
+            first_error: Some("the run did not finish within 300 s".into()),
+            ..Summary::default()
+        })
+}
+
+async fn set_behavior(fake: &Service, behavior: serde_json::Value) -> Result<(), String> {
+    let response = reqwest::Client::new()
+        .post(format!("{}/_fake/behavior", fake.url))
+        .json(&behavior)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("fake-ollama refused {behavior}"));
+    }
+    Ok(())
+}
+
+/// Waits until the upstream holds `count` open answers; returns how many it holds.
+async fn wait_for_upstream(fake: &Service, count: usize, within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    let mut open = 0;
+    while Instant::now() < deadline {
+        match upstream_open(fake).await {
+            Ok(now) => open = now,
+            Err(error) => say(&format!("cannot read fake-ollama's counters: {error}")),
+        }
+        if open >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    open
+}
+
+async fn upstream_open(fake: &Service) -> Result<usize, String> {
+    let stats: serde_json::Value = reqwest::get(format!("{}/_fake/stats", fake.url))
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    stats["open_streams"]
+        .as_u64()
+        .map(|n| n as usize)
+        .ok_or_else(|| format!("no open_streams in {stats}"))
+}
+
+async fn clear_events(fake: &Service) {
+    let _ = reqwest::Client::new()
+        .delete(format!("{}/_fake/events", fake.url))
+        .send()
+        .await;
+}
+
+/// Waits for the gateway to close the streams the last phase left.
+async fn settle(gateway: &Service, fake: &Service) {
+    let upstream_closed = async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if upstream_open(fake).await == Ok(0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    upstream_closed.await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let open = async {
+            let text = reqwest::get(format!("{}/metrics", gateway.url))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            text.lines()
+                .find_map(|line| line.strip_prefix("llm_chat_active_streams "))
+                .and_then(|value| value.parse::<u64>().ok())
+        };
+        if open.await == Some(0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn default_models_dir() -> PathBuf {
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/llm-chat/models")
+}
+
+/// The embedded backend served by llm-chat, then llama-cpp-2 raw, 1 and 2 streams.
+async fn embedded_rows(
+    args: &Args,
+    root: &Path,
+    dir: &Path,
+    tokens: usize,
+) -> Result<Vec<EmbeddedRow>, String> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let questions = [
+        "Write a long story about a lighthouse keeper.",
+        "Describe a journey across the sea.",
+    ];
+    let served = {
+        say("embedded: llm-chat serving Gemma 3 270M");
+        let server = processes::llm_chat(
+            &args.bin_dir.join("llm-chat"),
+            root,
+            "http://127.0.0.1:9",
+            Some(dir),
+        )?;
+        wait_ready(&server, "/healthz", Duration::from_secs(20)).await?;
+        let client = load::http1_client();
+        // Load the model before measuring.
+        served_stream(&client, &server, questions[0], 2).await;
+        let one = vec![served_stream(&client, &server, questions[0], tokens).await];
+        let (a, b) = tokio::join!(
+            served_stream(&client, &server, questions[0], tokens),
+            served_stream(&client, &server, questions[1], tokens)
+        );
+        [one, vec![a, b]]
+    };
+    say("embedded: raw llama-cpp-2 decode loop");
+    let model = dir.join(EMBEDDED_FILE);
+    let tokens_for_raw = tokens;
+    let raw = tokio::task::spawn_blocking(move || {
+        let settings = raw::RawSettings {
+            threads: threads as i32,
+            parallel: 2,
+            context_size: 4096,
+        };
+        let one = raw::decode(
+            &model,
+            &[raw::transcript(questions[0])],
+            tokens_for_raw,
+            &settings,
+        )?;
+        let two = raw::decode(
+            &model,
+            &[raw::transcript(questions[0]), raw::transcript(questions[1])],
+            tokens_for_raw,
+            &settings,
+        )?;
+        Ok::<_, String>([one, two])
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    Ok(served
+        .iter()
+        .zip(&raw)
+        .map(|(served, raw)| {
+            let ok: Vec<&ServedStream> = served.iter().filter(|s| s.error.is_none()).collect();
+            let mean = |f: &dyn Fn(&ServedStream) -> f64| {
+                ok.iter().map(|s| f(s)).sum::<f64>() / ok.len().max(1) as f64
+            };
+            EmbeddedRow {
+                streams: served.len(),
+                raw_ttft_ms: raw.iter().map(|r| ms(r.ttft)).sum::<f64>() / raw.len() as f64,
+                raw_tokens_per_second: raw.iter().map(|r| r.tokens_per_second).sum::<f64>()
+                    / raw.len() as f64,
+                served_ttft_ms: mean(&|s| s.ttft_ms),
+                served_tokens_per_second: mean(&|s| s.tokens_per_second),
+                errors: served.len() - ok.len(),
+            }
+        })
+        .collect())
+}
+
+struct ServedStream {
+    ttft_ms: f64,
+    tokens_per_second: f64,
+    error: Option<String>,
+}
+
+/// One greedy answer from the embedded backend, timed from the client.
+async fn served_stream(
+    client: &reqwest::Client,
+    server: &Service,
+    question: &str,
+    tokens: usize,
+) -> ServedStream {
+    use futures_util::StreamExt;
+    let sent = Instant::now();
+    let failed = |error: String| ServedStream {
+        ttft_ms: 0.0,
+        tokens_per_second: 0.0,
+        error: Some(error),
+    };
+    let response = client
+        .post(format!("{}/api/v1/generate/stream", server.url))
+        .json(&json!({"model": EMBEDDED_MODEL, "prompt": question,
+                      "options": {"temperature": 0, "num_predict": tokens}}))
+        .send()
+        .await;
+    let response = match response {
+        Ok(response) if response.status().is_success() => response,
+        Ok(response) => return failed(format!("HTTP {}", response.status())),
+        Err(error) => return failed(error.to_string()),
+    };
+    let mut body = response.bytes_stream();
+    let (mut first, mut last, mut count) = (None, sent, 0_u64);
+    let mut buffer = String::new();
+    while let Some(chunk) = body.next().await {
+        let Ok(chunk) = chunk else {
+            return failed("body broke".into());
+        };
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        // Only whole frames count; a partial one waits for the next chunk.
+        let Some(end) = buffer.rfind("\n\n") else {
+            continue;
+        };
+        let complete: String = buffer.drain(..end + 2).collect();
+        let frames = complete.matches("data: {\"response\":").count() as u64;
+        if frames > 0 {
+            let now = Instant::now();
+            first.get_or_insert(now);
+            last = now;
+            count += frames;
+        }
+        if complete.contains("event: done") {
+            break;
+        }
+        if complete.contains("event: error") {
+            return failed(complete);
+        }
+    }
+    let Some(first) = first else {
+        return failed("no token".into());
+    };
+    ServedStream {
+        ttft_ms: ms(first - sent),
+        tokens_per_second: count.saturating_sub(1) as f64 / (last - first).as_secs_f64().max(1e-9),
+        error: None,
+    }
+}
+
+fn describe(results: &mut Results, plan: &Plan, args: &Args) {
+    let command = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .ok()
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            .filter(|text| !text.is_empty())
+            .unwrap_or_else(|| "unknown".into())
+    };
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let kib: f64 = info
+                .lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            Some(format!("{:.1} GiB", kib / 1048576.0))
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    results.machine = vec![
+        ("CPU".into(), format!("{cpu}, {cores} cores")),
+        ("memory".into(), memory),
+        (
+            "kernel".into(),
+            std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        ),
+        ("open files limit".into(), open_files_limit()),
+        ("rustc".into(), command("rustc", &["-V"])),
+        (
+            "llm-chat".into(),
+            format!(
+                "commit {}",
+                command("git", &["describe", "--always", "--dirty"])
+            ),
+        ),
+        (
+            "LiteLLM".into(),
+            if plan.litellm {
+                command(
+                    &args.venv.join("bin/python").to_string_lossy(),
+                    &[
+                        "-c",
+                        "import importlib.metadata as m; print(m.version('litellm'))",
+                    ],
+                )
+            } else {
+                "not run".into()
+            },
+        ),
+        (
+            "measured".into(),
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        ),
+    ];
+    results.parameters = vec![
+        ("mode".into(), plan.mode.into()),
+        (
+            "TTFT runs".into(),
+            format!(
+                "{} tokens per stream, {} ms apart; at each of {:?} concurrent streams, that many clients each run {} streams back to back \
+                 (the first, warming the connection pools, not counted), their starts spread over one stream's duration",
+                plan.tokens, plan.token_delay_ms, plan.concurrencies, plan.rounds
+            ),
+        ),
+        (
+            "saturation".into(),
+            format!(
+                "{} streams × {} tokens ({} on LiteLLM), no delay upstream",
+                plan.saturation_streams, plan.saturation_tokens, plan.litellm_saturation_tokens
+            ),
+        ),
+        (
+            "idle streams".into(),
+            format!(
+                "{} on llm-chat (HTTP/2 clients), {} on LiteLLM (HTTP/1.1)",
+                plan.idle_streams, plan.litellm_idle_streams
+            ),
+        ),
+        (
+            "embedded".into(),
+            format!(
+                "{EMBEDDED_MODEL}, greedy, {} tokens per stream",
+                plan.embedded_tokens
+            ),
+        ),
+        (
+            "upstream".into(),
+            "fake-ollama (this workspace), one process, the same for every path".into(),
+        ),
+    ];
+    results.notes.push(
+        "LiteLLM runs as `litellm --config … --num_workers 1` with `ollama_chat/<model>` and `api_base` = the fake, \
+         no callbacks, no database; it is HTTP/1.1 only, so each idle stream holds two sockets and the open-files \
+         limit above caps how many streams it can hold"
+            .into(),
+    );
+}
+
+fn open_files_limit() -> String {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            limits
+                .lines()
+                .find(|line| line.starts_with("Max open files"))
+                .map(|line| line.split_whitespace().nth(3).unwrap_or("?").to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+const BEGIN: &str = "<!-- bench:begin -->";
+const END: &str = "<!-- bench:end -->";
+
+/// Writes the chart and the report, keeping what the report file holds
+/// outside the generated markers (the hand-written history of changes).
+fn write_outputs(args: &Args, results: &Results) -> Result<(), String> {
+    let series: Vec<chart::Series> = results
+        .paths
+        .iter()
+        .zip(&results.latency)
+        .map(|(path, runs)| chart::Series {
+            label: path.label().to_string(),
+            p50: runs.iter().map(|s| s.ttft_p50_ms).collect(),
+            p99: runs.iter().map(|s| s.ttft_p99_ms).collect(),
+        })
+        .collect();
+    let title = format!(
+        "Time to first token ({} ms upstream pacing)",
+        Plan::from(args).token_delay_ms
+    );
+    if let Some(parent) = args.chart.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(
+        &args.chart,
+        chart::ttft_svg(&title, &results.concurrencies, &series),
+    )
+    .map_err(|e| e.to_string())?;
+
+    let existing = std::fs::read_to_string(&args.out).unwrap_or_default();
+    let (before, after) = match (existing.find(BEGIN), existing.find(END)) {
+        (Some(begin), Some(end)) if begin < end => (
+            existing[..begin].to_string(),
+            existing[end + END.len()..].to_string(),
+        ),
+        _ => ("# Benchmarks\n\n".to_string(), String::new()),
+    };
+    let text = format!("{before}{BEGIN}\n{}{END}{after}", results.markdown());
+    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(&args.out, text).map_err(|e| e.to_string())
+}

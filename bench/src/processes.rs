@@ -1,0 +1,184 @@
+//! The processes under test: fake-ollama, llm-chat and LiteLLM, started on
+//! free loopback ports, with their resident memory and CPU time read from
+//! `/proc`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process, killed when dropped.
+pub struct Service {
+    pub name: &'static str,
+    pub url: String,
+    child: Child,
+}
+
+impl Service {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory, in bytes.
+    pub fn rss(&self) -> Result<u64, String> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .map_err(|error| format!("{}: {error}", self.name))?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.split_whitespace().next()?.parse().ok())
+            .ok_or("no VmRSS")?;
+        Ok(kib * 1024)
+    }
+
+    /// CPU time used so far (user + system), in seconds.
+    pub fn cpu_seconds(&self) -> Result<f64, String> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .map_err(|error| format!("{}: {error}", self.name))?;
+        // Fields after the parenthesised command name; utime and stime are
+        // the 14th and 15th fields of the line.
+        let after = stat.rsplit_once(')').ok_or("bad stat")?.1;
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        Ok((ticks(11) + ticks(12)) / clock_ticks())
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+fn spawn(name: &'static str, url: String, command: &mut Command) -> Result<Service, String> {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|error| format!("cannot start {name}: {error}"))?;
+    Ok(Service { name, url, child })
+}
+
+/// Waits until `url` answers 2xx.
+pub async fn wait_ready(service: &Service, path: &str, within: Duration) -> Result<(), String> {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(response) = client.get(format!("{}{path}", service.url)).send().await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{} did not come up within {within:?}",
+                service.name
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn fake_ollama(bin: &Path) -> Result<Service, String> {
+    let port = free_port();
+    spawn(
+        "fake-ollama",
+        format!("http://127.0.0.1:{port}"),
+        Command::new(bin)
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "warn"),
+    )
+}
+
+pub fn llm_chat(
+    bin: &Path,
+    root: &Path,
+    ollama_url: &str,
+    embedded: Option<&Path>,
+) -> Result<Service, String> {
+    let port = free_port();
+    let mut command = Command::new(bin);
+    command
+        .current_dir(root)
+        .env("LLM_CHAT_ADDR", format!("127.0.0.1:{port}"))
+        .env("OLLAMA_URL", ollama_url)
+        // Room for every stream of the largest run.
+        .env("LLM_CHAT_MAX_GENERATIONS", "20000")
+        .env(
+            "LLM_CHAT_EMBEDDED",
+            if embedded.is_some() { "true" } else { "false" },
+        )
+        // As deployed: request logs on (to /dev/null here).
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_GATEWAY_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .env("LOG_FORMAT", "json");
+    if let Some(dir) = embedded {
+        command.env("LLM_CHAT_MODELS_DIR", dir);
+    }
+    spawn("llm-chat", format!("http://127.0.0.1:{port}"), &mut command)
+}
+
+/// LiteLLM's master key: it refuses to start with a weak one.
+pub const LITELLM_KEY: &str = "sk-llm-chat-benchmark-0123456789abcdef";
+
+/// LiteLLM proxy, one worker, no callbacks, no database, in front of the
+/// fake as an `ollama_chat` model.
+pub fn litellm(venv: &Path, ollama_url: &str, model: &str, work: &Path) -> Result<Service, String> {
+    let port = free_port();
+    let config = work.join("litellm.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "model_list:\n  - model_name: {model}\n    litellm_params:\n      model: ollama_chat/{model}\n      api_base: {ollama_url}\n\
+             litellm_settings:\n  callbacks: []\n  success_callback: []\n  failure_callback: []\n  telemetry: false\n  set_verbose: false\n\
+             general_settings:\n  master_key: {LITELLM_KEY}\n  disable_spend_logs: true\n"
+        ),
+    )
+    .map_err(|error| error.to_string())?;
+    let bin: PathBuf = venv.join("bin/litellm");
+    spawn(
+        "litellm",
+        format!("http://127.0.0.1:{port}"),
+        Command::new(bin)
+            .args([
+                "--config",
+                &config.to_string_lossy(),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--num_workers",
+                "1",
+            ])
+            .env("LITELLM_LOG", "ERROR")
+            .env("LITELLM_TELEMETRY", "False")
+            .env("DISABLE_SCHEMA_UPDATE", "true")
+            .env_remove("DATABASE_URL"),
+    )
+}
