@@ -26,12 +26,19 @@ pub fn ttft_svg(title: &str, levels: &[usize], series: &[Series]) -> String {
         .copied()
         .filter(|v| v.is_finite() && *v > 0.0)
         .collect();
+    // With nothing to draw, an empty 1 ms – 1 s frame.
     let low = values
         .iter()
         .copied()
-        .fold(f64::INFINITY, f64::min)
+        .reduce(f64::min)
+        .unwrap_or(1.0)
         .max(0.01);
-    let high = values.iter().copied().fold(0.0, f64::max).max(low * 10.0);
+    let high = values
+        .iter()
+        .copied()
+        .reduce(f64::max)
+        .unwrap_or(1000.0)
+        .max(low * 10.0);
     let (decade_low, decade_high) = (low.log10().floor(), high.log10().ceil());
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
@@ -152,6 +159,13 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_chart_is_still_a_chart() {
+        let svg = ttft_svg("TTFT", &[1], &[]);
+        assert!(svg.ends_with("</svg>\n"));
+        assert_eq!(svg.matches("<polyline").count(), 0);
+    }
 
     #[test]
     fn the_chart_has_a_line_per_percentile_and_path() {

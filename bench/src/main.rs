@@ -45,6 +45,9 @@ struct Args {
     /// Leave the embedded-backend rows out.
     #[arg(long)]
     no_embedded: bool,
+    /// Only the embedded-backend rows (skips the relay measurements).
+    #[arg(long, conflicts_with = "no_embedded")]
+    embedded_only: bool,
     /// Where the report goes.
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: PathBuf,
@@ -164,14 +167,48 @@ async fn run(args: &Args) -> Result<(), String> {
         ..Results::default()
     };
 
+    if !args.embedded_only {
+        relay_rows(args, &plan, &root, &work, &mut results).await?;
+    }
+
+    if plan.embedded {
+        let dir = args.models_dir.clone().unwrap_or_else(default_models_dir);
+        if dir.join(EMBEDDED_FILE).is_file() {
+            results.embedded = embedded_rows(args, &root, &dir, plan.embedded_tokens).await?;
+        } else {
+            results.notes.push(format!(
+                "embedded rows skipped: no {EMBEDDED_FILE} in {} (run make setup)",
+                dir.display()
+            ));
+        }
+    }
+
+    describe(&mut results, &plan, args);
+    write_outputs(args, &results)?;
+    say(&format!(
+        "wrote {} and {}",
+        args.out.display(),
+        args.chart.display()
+    ));
+    Ok(())
+}
+
+/// The gateway against the direct path and LiteLLM: TTFT, saturation, idle memory.
+async fn relay_rows(
+    args: &Args,
+    plan: &Plan,
+    root: &Path,
+    work: &Path,
+    results: &mut Results,
+) -> Result<(), String> {
     say("starting fake-ollama and llm-chat");
     let fake = processes::fake_ollama(&args.bin_dir.join("fake-ollama"))?;
     wait_ready(&fake, "/api/version", Duration::from_secs(10)).await?;
-    let gateway = processes::llm_chat(&args.bin_dir.join("llm-chat"), &root, &fake.url, None)?;
+    let gateway = processes::llm_chat(&args.bin_dir.join("llm-chat"), root, &fake.url, None)?;
     wait_ready(&gateway, "/healthz", Duration::from_secs(20)).await?;
     let litellm = if plan.litellm {
         say("starting LiteLLM proxy (slow to import)");
-        let litellm = processes::litellm(&args.venv, &fake.url, MODEL, &work)?;
+        let litellm = processes::litellm(&args.venv, &fake.url, MODEL, work)?;
         wait_ready(&litellm, "/health/liveliness", Duration::from_secs(120)).await?;
         Some(litellm)
     } else {
@@ -319,29 +356,6 @@ async fn run(args: &Args) -> Result<(), String> {
         settle(&gateway, &fake).await;
         clear_events(&fake).await;
     }
-    drop(litellm);
-    drop(gateway);
-    drop(fake);
-
-    if plan.embedded {
-        let dir = args.models_dir.clone().unwrap_or_else(default_models_dir);
-        if dir.join(EMBEDDED_FILE).is_file() {
-            results.embedded = embedded_rows(args, &root, &dir, plan.embedded_tokens).await?;
-        } else {
-            results.notes.push(format!(
-                "embedded rows skipped: no {EMBEDDED_FILE} in {} (run make setup)",
-                dir.display()
-            ));
-        }
-    }
-
-    describe(&mut results, &plan, args);
-    write_outputs(args, &results)?;
-    say(&format!(
-        "wrote {} and {}",
-        args.out.display(),
-        args.chart.display()
-    ));
     Ok(())
 }
 
@@ -442,86 +456,116 @@ fn default_models_dir() -> PathBuf {
     PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/llm-chat/models")
 }
 
-/// The embedded backend served by llm-chat, then llama-cpp-2 raw, 1 and 2 streams.
+/// The embedded backend served by llm-chat against llama-cpp-2 raw, with 1
+/// and 2 streams. Served and raw runs alternate (which goes first alternates
+/// too), five times each, and the medians are reported: these machines are
+/// noisy. Both decode greedily, so
+/// for the same prompt they produce the same tokens; rates are compared over
+/// the tokens both produced.
 async fn embedded_rows(
     args: &Args,
     root: &Path,
     dir: &Path,
     tokens: usize,
 ) -> Result<Vec<EmbeddedRow>, String> {
+    const REPEATS: usize = 5;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let questions = [
         "Write a long story about a lighthouse keeper.",
         "Describe a journey across the sea.",
     ];
-    let served = {
-        say("embedded: llm-chat serving Gemma 3 270M");
-        let server = processes::llm_chat(
-            &args.bin_dir.join("llm-chat"),
-            root,
-            "http://127.0.0.1:9",
-            Some(dir),
-        )?;
-        wait_ready(&server, "/healthz", Duration::from_secs(20)).await?;
-        let client = load::http1_client();
-        // Load the model before measuring.
-        served_stream(&client, &server, questions[0], 2).await;
-        let one = vec![served_stream(&client, &server, questions[0], tokens).await];
-        let (a, b) = tokio::join!(
-            served_stream(&client, &server, questions[0], tokens),
-            served_stream(&client, &server, questions[1], tokens)
-        );
-        [one, vec![a, b]]
+    say("embedded: llm-chat serving Gemma 3 270M, and the raw decode loop");
+    let server = processes::llm_chat(
+        &args.bin_dir.join("llm-chat"),
+        root,
+        "http://127.0.0.1:9",
+        Some(dir),
+    )?;
+    wait_ready(&server, "/healthz", Duration::from_secs(20)).await?;
+    let client = load::http1_client();
+    // Load the model in the server before measuring.
+    served_stream(&client, &server, questions[0], 2).await;
+    let raw = {
+        let model = dir.join(EMBEDDED_FILE);
+        tokio::task::spawn_blocking(move || raw::RawModel::load(&model))
+            .await
+            .map_err(|e| e.to_string())??
     };
-    say("embedded: raw llama-cpp-2 decode loop");
-    let model = dir.join(EMBEDDED_FILE);
-    let tokens_for_raw = tokens;
-    let raw = tokio::task::spawn_blocking(move || {
-        let settings = raw::RawSettings {
-            threads: threads as i32,
-            parallel: 2,
-            context_size: 4096,
-        };
-        let one = raw::decode(
-            &model,
-            &[raw::transcript(questions[0])],
-            tokens_for_raw,
-            &settings,
-        )?;
-        let two = raw::decode(
-            &model,
-            &[raw::transcript(questions[0]), raw::transcript(questions[1])],
-            tokens_for_raw,
-            &settings,
-        )?;
-        Ok::<_, String>([one, two])
-    })
-    .await
-    .map_err(|e| e.to_string())??;
-    Ok(served
-        .iter()
-        .zip(&raw)
-        .map(|(served, raw)| {
-            let ok: Vec<&ServedStream> = served.iter().filter(|s| s.error.is_none()).collect();
-            let mean = |f: &dyn Fn(&ServedStream) -> f64| {
-                ok.iter().map(|s| f(s)).sum::<f64>() / ok.len().max(1) as f64
+    let raw = std::sync::Arc::new(raw);
+    let settings = std::sync::Arc::new(raw::RawSettings {
+        threads: threads as i32,
+        parallel: 2,
+        context_size: 4096,
+    });
+
+    let mut rows = Vec::new();
+    for streams in [1, 2] {
+        let prompts: Vec<String> = questions[..streams]
+            .iter()
+            .map(|q| raw::transcript(q))
+            .collect();
+        let mut served_rates = Vec::new();
+        let mut served_ttfts = Vec::new();
+        let mut raw_rates = Vec::new();
+        let mut raw_ttfts = Vec::new();
+        let mut errors = 0;
+        for repeat in 0..REPEATS {
+            let run_raw = || {
+                let (raw, settings, prompts) = (raw.clone(), settings.clone(), prompts.clone());
+                tokio::task::spawn_blocking(move || raw.decode(&prompts, tokens, &settings))
             };
-            EmbeddedRow {
-                streams: served.len(),
-                raw_ttft_ms: raw.iter().map(|r| ms(r.ttft)).sum::<f64>() / raw.len() as f64,
-                raw_tokens_per_second: raw.iter().map(|r| r.tokens_per_second).sum::<f64>()
-                    / raw.len() as f64,
-                served_ttft_ms: mean(&|s| s.ttft_ms),
-                served_tokens_per_second: mean(&|s| s.tokens_per_second),
-                errors: served.len() - ok.len(),
+            let run_served = || {
+                futures_util::future::join_all(
+                    questions[..streams]
+                        .iter()
+                        .map(|q| served_stream(&client, &server, q, tokens)),
+                )
+            };
+            let (served, raw_times) = if repeat % 2 == 0 {
+                let served = run_served().await;
+                (served, run_raw().await.map_err(|e| e.to_string())??)
+            } else {
+                let raw_times = run_raw().await.map_err(|e| e.to_string())??;
+                (run_served().await, raw_times)
+            };
+            for (served, times) in served.iter().zip(&raw_times) {
+                if served.error.is_some() || served.times.len() < 2 {
+                    errors += 1;
+                    continue;
+                }
+                // Over the tokens both produced, after the first.
+                let n = served.times.len().min(times.len());
+                if n < 2 {
+                    errors += 1;
+                    continue;
+                }
+                served_rates.push(rate(&served.times[..n]));
+                raw_rates.push(rate(&times[..n]));
+                served_ttfts.push(ms(served.times[0]));
+                raw_ttfts.push(ms(times[0]));
             }
-        })
-        .collect())
+        }
+        rows.push(EmbeddedRow {
+            streams,
+            raw_ttft_ms: stats::percentile(&mut raw_ttfts, 50.0),
+            raw_tokens_per_second: stats::percentile(&mut raw_rates, 50.0),
+            served_ttft_ms: stats::percentile(&mut served_ttfts, 50.0),
+            served_tokens_per_second: stats::percentile(&mut served_rates, 50.0),
+            errors,
+        });
+    }
+    Ok(rows)
+}
+
+/// Tokens per second after the first, from each token's arrival time.
+fn rate(times: &[Duration]) -> f64 {
+    let span = times[times.len() - 1] - times[0];
+    (times.len() - 1) as f64 / span.as_secs_f64().max(1e-9)
 }
 
 struct ServedStream {
-    ttft_ms: f64,
-    tokens_per_second: f64,
+    /// When each token arrived, from sending the request.
+    times: Vec<Duration>,
     error: Option<String>,
 }
 
@@ -535,8 +579,7 @@ async fn served_stream(
     use futures_util::StreamExt;
     let sent = Instant::now();
     let failed = |error: String| ServedStream {
-        ttft_ms: 0.0,
-        tokens_per_second: 0.0,
+        times: Vec::new(),
         error: Some(error),
     };
     let response = client
@@ -551,25 +594,21 @@ async fn served_stream(
         Err(error) => return failed(error.to_string()),
     };
     let mut body = response.bytes_stream();
-    let (mut first, mut last, mut count) = (None, sent, 0_u64);
+    let mut times = Vec::with_capacity(tokens);
     let mut buffer = String::new();
     while let Some(chunk) = body.next().await {
         let Ok(chunk) = chunk else {
             return failed("body broke".into());
         };
+        let now = sent.elapsed();
         buffer.push_str(&String::from_utf8_lossy(&chunk));
         // Only whole frames count; a partial one waits for the next chunk.
         let Some(end) = buffer.rfind("\n\n") else {
             continue;
         };
         let complete: String = buffer.drain(..end + 2).collect();
-        let frames = complete.matches("data: {\"response\":").count() as u64;
-        if frames > 0 {
-            let now = Instant::now();
-            first.get_or_insert(now);
-            last = now;
-            count += frames;
-        }
+        let frames = complete.matches("data: {\"response\":").count();
+        times.extend(std::iter::repeat_n(now, frames));
         if complete.contains("event: done") {
             break;
         }
@@ -577,14 +616,7 @@ async fn served_stream(
             return failed(complete);
         }
     }
-    let Some(first) = first else {
-        return failed("no token".into());
-    };
-    ServedStream {
-        ttft_ms: ms(first - sent),
-        tokens_per_second: count.saturating_sub(1) as f64 / (last - first).as_secs_f64().max(1e-9),
-        error: None,
-    }
+    ServedStream { times, error: None }
 }
 
 fn describe(results: &mut Results, plan: &Plan, args: &Args) {

@@ -14,14 +14,9 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::sampling::LlamaSampler;
 
-/// One sequence's figures.
-#[derive(Debug, Clone)]
-pub struct RawStream {
-    /// From the start of prompt decoding to the first sampled token.
-    pub ttft: Duration,
-    /// After the first token.
-    pub tokens_per_second: f64,
-}
+/// When each token of one sequence was sampled, from the start of its
+/// prompt's decoding.
+pub type TokenTimes = Vec<Duration>;
 
 /// What the engine is given per sequence in llm-chat, mirrored here.
 pub struct RawSettings {
@@ -35,84 +30,101 @@ pub fn transcript(question: &str) -> String {
     format!("User: {question}\nAssistant:")
 }
 
-/// Decodes `tokens` tokens for each prompt at once (greedy, with llm-chat's
-/// default repeat penalty), ignoring end-of-generation so every sequence
-/// runs its full length.
-pub fn decode(
-    model_path: &Path,
-    prompts: &[String],
-    tokens: usize,
-    settings: &RawSettings,
-) -> Result<Vec<RawStream>, String> {
-    let mut backend = LlamaBackend::init().map_err(|e| e.to_string())?;
-    backend.void_logs();
-    let model = LlamaModel::load_from_file(&backend, model_path, &LlamaModelParams::default())
-        .map_err(|e| e.to_string())?;
-    let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(settings.context_size * settings.parallel))
-        .with_n_batch(512)
-        .with_n_ubatch(512)
-        .with_n_seq_max(settings.parallel)
-        .with_kv_unified(true)
-        .with_n_threads(settings.threads)
-        .with_n_threads_batch(settings.threads);
-    let mut context = model
-        .new_context(&backend, params)
-        .map_err(|e| e.to_string())?;
-    let vocab = model.vocab();
-    let prompts: Vec<_> = prompts
-        .iter()
-        .map(|prompt| vocab.tokenize(prompt.as_bytes(), true, false))
-        .collect();
-    let mut samplers: Vec<LlamaSampler> = prompts
-        .iter()
-        .map(|_| {
-            LlamaSampler::chain_simple([
-                LlamaSampler::penalties(model.n_vocab(), 64, 1.1, 0.0, 0.0),
-                LlamaSampler::greedy(),
-            ])
-        })
-        .collect();
-    let mut batch = LlamaBatch::new(512, prompts.len() as i32);
+/// A model loaded once for every raw run.
+pub struct RawModel {
+    backend: LlamaBackend,
+    model: LlamaModel,
+}
 
-    let started = Instant::now();
-    let mut logits_at = Vec::new();
-    for (seq, prompt) in prompts.iter().enumerate() {
-        for (position, token) in prompt.iter().enumerate() {
-            let last = position + 1 == prompt.len();
-            batch
-                .add(*token, position as i32, &[seq as i32], last)
-                .map_err(|e| e.to_string())?;
-        }
-        logits_at.push(batch.n_tokens() - 1);
+impl RawModel {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let mut backend = LlamaBackend::init().map_err(|e| e.to_string())?;
+        backend.void_logs();
+        let model = LlamaModel::load_from_file(&backend, path, &LlamaModelParams::default())
+            .map_err(|e| e.to_string())?;
+        Ok(Self { backend, model })
     }
-    context.decode(&mut batch).map_err(|e| e.to_string())?;
-    let mut positions: Vec<i32> = prompts.iter().map(|p| p.len() as i32).collect();
-    let mut next: Vec<_> = samplers
-        .iter_mut()
-        .zip(&logits_at)
-        .map(|(sampler, &at)| sampler.sample(&context, at))
-        .collect();
-    let first_token = Instant::now();
-    for _ in 1..tokens {
-        batch.clear();
-        for (seq, token) in next.iter().enumerate() {
-            batch
-                .add(*token, positions[seq], &[seq as i32], true)
-                .map_err(|e| e.to_string())?;
-            positions[seq] += 1;
+
+    /// Decodes `tokens` tokens for each prompt at once (greedy, with
+    /// llm-chat's default repeat penalty), stopping a sequence at its
+    /// end-of-generation token as the engine does.
+    pub fn decode(
+        &self,
+        prompts: &[String],
+        tokens: usize,
+        settings: &RawSettings,
+    ) -> Result<Vec<TokenTimes>, String> {
+        let model = &self.model;
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(settings.context_size * settings.parallel))
+            .with_n_batch(512)
+            .with_n_ubatch(512)
+            .with_n_seq_max(settings.parallel)
+            .with_kv_unified(true)
+            .with_n_threads(settings.threads)
+            .with_n_threads_batch(settings.threads);
+        let mut context = model
+            .new_context(&self.backend, params)
+            .map_err(|e| e.to_string())?;
+        let vocab = model.vocab();
+        let prompts: Vec<_> = prompts
+            .iter()
+            .map(|p| vocab.tokenize(p.as_bytes(), true, false))
+            .collect();
+        let mut samplers: Vec<LlamaSampler> = prompts
+            .iter()
+            .map(|_| {
+                LlamaSampler::chain_simple([
+                    LlamaSampler::penalties(model.n_vocab(), 64, 1.1, 0.0, 0.0),
+                    LlamaSampler::greedy(),
+                ])
+            })
+            .collect();
+        let mut batch = LlamaBatch::new(512, prompts.len() as i32);
+        let mut times: Vec<TokenTimes> =
+            prompts.iter().map(|_| Vec::with_capacity(tokens)).collect();
+
+        let started = Instant::now();
+        let mut logits_at = Vec::new();
+        for (seq, prompt) in prompts.iter().enumerate() {
+            for (position, token) in prompt.iter().enumerate() {
+                let last = position + 1 == prompt.len();
+                batch
+                    .add(*token, position as i32, &[seq as i32], last)
+                    .map_err(|e| e.to_string())?;
+            }
+            logits_at.push(batch.n_tokens() - 1);
         }
         context.decode(&mut batch).map_err(|e| e.to_string())?;
+        let mut positions: Vec<i32> = prompts.iter().map(|p| p.len() as i32).collect();
+        let mut live: Vec<Option<llama_cpp_2::token::LlamaToken>> = Vec::new();
         for (seq, sampler) in samplers.iter_mut().enumerate() {
-            next[seq] = sampler.sample(&context, seq as i32);
+            let token = sampler.sample(&context, logits_at[seq]);
+            times[seq].push(started.elapsed());
+            live.push((!vocab.is_eog(token)).then_some(token));
         }
+        for _ in 1..tokens {
+            batch.clear();
+            let mut at = Vec::new();
+            for (seq, token) in live.iter().enumerate() {
+                if let Some(token) = token {
+                    batch
+                        .add(*token, positions[seq], &[seq as i32], true)
+                        .map_err(|e| e.to_string())?;
+                    positions[seq] += 1;
+                    at.push((seq, batch.n_tokens() - 1));
+                }
+            }
+            if at.is_empty() {
+                break;
+            }
+            context.decode(&mut batch).map_err(|e| e.to_string())?;
+            for (seq, index) in at {
+                let token = samplers[seq].sample(&context, index);
+                times[seq].push(started.elapsed());
+                live[seq] = (!vocab.is_eog(token)).then_some(token);
+            }
+        }
+        Ok(times)
     }
-    let rate = (tokens - 1) as f64 / first_token.elapsed().as_secs_f64();
-    Ok(prompts
-        .iter()
-        .map(|_| RawStream {
-            ttft: first_token - started,
-            tokens_per_second: rate,
-        })
-        .collect())
 }

@@ -10,11 +10,12 @@
 //! evicting the oldest finished one first, and answers 503 when all are running.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use app::api::{DoneChunk, GenerationState, GenerationStatus};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +45,8 @@ pub struct Generations {
     entries: Mutex<HashMap<String, Arc<Generation>>>,
     /// Cancelled when the server shuts down: every generation stops.
     shutdown: CancellationToken,
+    /// Generations not finished yet (a counter: the store can hold thousands).
+    running: Arc<AtomicUsize>,
     /// Handed to generation tasks so they can remove themselves.
     this: Weak<Generations>,
 }
@@ -54,6 +57,7 @@ impl Generations {
             settings,
             entries: Mutex::new(HashMap::new()),
             shutdown,
+            running: Arc::new(AtomicUsize::new(0)),
             this: this.clone(),
         })
     }
@@ -83,7 +87,9 @@ impl Generations {
             }
             entries.insert(generation.id.clone(), generation.clone());
         }
+        self.running.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(run(
+            self.running.clone(),
             self.this.clone(),
             generation.clone(),
             tokens,
@@ -95,10 +101,9 @@ impl Generations {
 
     /// Whether a new generation would fit (see [`Generations::start`]).
     pub fn check_room(&self) -> Result<(), StoreFull> {
-        let entries = self.entries();
-        let all_running = entries.values().all(|g| g.finished_at().is_none());
-        if entries.len() >= self.settings.max_generations && all_running {
-            return Err(Self::full(entries.len()));
+        let held = self.entries().len();
+        if held >= self.settings.max_generations && self.running() >= held {
+            return Err(Self::full(held));
         }
         Ok(())
     }
@@ -115,10 +120,7 @@ impl Generations {
 
     /// Generations still producing tokens.
     pub fn running(&self) -> usize {
-        self.entries()
-            .values()
-            .filter(|g| g.status() == GenerationStatus::Running)
-            .count()
+        self.running.load(Ordering::Relaxed)
     }
 
     fn remove(&self, generation: &Arc<Generation>) {
@@ -135,6 +137,7 @@ impl Generations {
 
 /// Drives one generation to its end, then keeps it readable for the TTL.
 async fn run(
+    running: Arc<AtomicUsize>,
     store: Weak<Generations>,
     generation: Arc<Generation>,
     tokens: TokenStream,
@@ -154,6 +157,7 @@ async fn run(
     // Whichever branch won, the token stream is dropped by now, and with it
     // the upstream request: the backend stops generating.
     generation.finish(ending);
+    running.fetch_sub(1, Ordering::Relaxed);
     tokio::select! {
         () = tokio::time::sleep(settings.ttl) => {}
         () = shutdown.cancelled() => {}
@@ -163,22 +167,45 @@ async fn run(
     }
 }
 
-/// Reads the backend's tokens into the generation until it ends.
+/// Reads the backend's tokens into the generation until it ends. Tokens
+/// already waiting are appended together, so subscribers wake once per
+/// burst rather than once per token.
 async fn drive(generation: &Generation, mut tokens: TokenStream, max_bytes: usize) -> Ending {
-    while let Some(event) = tokens.next().await {
-        match event {
-            Ok(StreamEvent::Token(text)) => {
-                if !generation.append(&text, max_bytes) {
-                    return Ending::Failed(format!(
-                        "the answer grew past the limit of {max_bytes} bytes"
-                    ));
-                }
+    let mut burst: Vec<String> = Vec::new();
+    let mut next = tokens.next().await;
+    loop {
+        let ending = match next {
+            Some(Ok(StreamEvent::Token(text))) => {
+                burst.push(text);
+                None
             }
-            Ok(StreamEvent::Done(completion)) => return Ending::Done(completion),
-            Err(error) => return Ending::Failed(error.to_string()),
+            Some(Ok(StreamEvent::Done(completion))) => Some(Ending::Done(completion)),
+            Some(Err(error)) => Some(Ending::Failed(error.to_string())),
+            None => Some(Ending::Failed(
+                "the backend ended the stream before it was done".into(),
+            )),
+        };
+        let more = if ending.is_none() {
+            tokens.next().now_or_never()
+        } else {
+            None
+        };
+        if more.is_none() && !burst.is_empty() {
+            if !generation.append(&burst, max_bytes) {
+                return Ending::Failed(format!(
+                    "the answer grew past the limit of {max_bytes} bytes"
+                ));
+            }
+            burst.clear();
         }
+        if let Some(ending) = ending {
+            return ending;
+        }
+        next = match more {
+            Some(event) => event,
+            None => tokens.next().await,
+        };
     }
-    Ending::Failed("the backend ended the stream before it was done".into())
 }
 
 /// Resolves once the subscriber count has stayed at zero for `grace`.
@@ -281,22 +308,27 @@ impl Generation {
         self.version.send_modify(|version| *version += 1);
     }
 
-    /// Adds a token; false when it would pass the size limit.
-    fn append(&self, token: &str, max_bytes: usize) -> bool {
+    /// Adds tokens; false when one would pass the size limit (those
+    /// before it are kept).
+    fn append(&self, tokens: &[String], max_bytes: usize) -> bool {
+        let mut fits = true;
         {
             let mut progress = self.progress();
-            if progress.text.len() + token.len() > max_bytes {
-                return false;
-            }
             if progress.first_token_after.is_none() {
                 progress.first_token_after = Some(self.started.elapsed());
             }
-            progress.text.push_str(token);
-            let end = progress.text.len();
-            progress.token_ends.push(end);
+            for token in tokens {
+                if progress.text.len() + token.len() > max_bytes {
+                    fits = false;
+                    break;
+                }
+                progress.text.push_str(token);
+                let end = progress.text.len();
+                progress.token_ends.push(end);
+            }
         }
         self.bump();
-        true
+        fits
     }
 
     fn finish(&self, ending: Ending) {
@@ -415,9 +447,8 @@ mod tests {
 
     fn generation_with(tokens: &[&str]) -> Generation {
         let generation = Generation::new("m".into());
-        for token in tokens {
-            assert!(generation.append(token, 1024));
-        }
+        let tokens: Vec<String> = tokens.iter().map(|t| t.to_string()).collect();
+        assert!(generation.append(&tokens, 1024));
         generation
     }
 
@@ -459,8 +490,8 @@ mod tests {
     #[test]
     fn the_size_limit_refuses_a_token_that_would_pass_it() {
         let generation = Generation::new("m".into());
-        assert!(generation.append("12345", 8));
-        assert!(!generation.append("6789", 8));
+        assert!(generation.append(&["12345".to_string()], 8));
+        assert!(!generation.append(&["6789".to_string()], 8));
         assert_eq!(generation.state().text, "12345");
     }
 }

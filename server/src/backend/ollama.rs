@@ -36,6 +36,8 @@ pub struct OllamaSettings {
 #[derive(Debug, Clone)]
 pub struct OllamaBackend {
     base: Url,
+    /// The API's URLs, resolved once rather than per request.
+    urls: Arc<Urls>,
     http: reqwest::Client,
     timeout: Duration,
     /// Answers being streamed from Ollama right now.
@@ -62,8 +64,15 @@ impl OllamaBackend {
             .tcp_nodelay(true)
             .build()
             .map_err(|error| format!("cannot build the Ollama HTTP client: {error}"))?;
+        let urls = Arc::new(Urls {
+            tags: join(&base, "api/tags"),
+            version: join(&base, "api/version"),
+            generate: join(&base, "api/generate"),
+            chat: join(&base, "api/chat"),
+        });
         Ok(Self {
             base,
+            urls,
             http,
             timeout: settings.timeout,
             open_streams: Arc::new(AtomicUsize::new(0)),
@@ -72,12 +81,6 @@ impl OllamaBackend {
 
     pub fn base_url(&self) -> &Url {
         &self.base
-    }
-
-    fn endpoint(&self, path: &str) -> Url {
-        self.base
-            .join(path)
-            .expect("API paths are valid relative URLs")
     }
 
     /// Sends a request and waits, within the timeout, for a 2xx status;
@@ -137,8 +140,8 @@ impl OllamaBackend {
         }
     }
 
-    async fn stream(&self, path: &str, body: impl Serialize) -> Result<TokenStream, BackendError> {
-        let request = self.http.post(self.endpoint(path)).json(&body);
+    async fn stream(&self, url: &Url, body: impl Serialize) -> Result<TokenStream, BackendError> {
+        let request = self.http.post(url.clone()).json(&body);
         let response = self.send(request).await?;
         Ok(decode(response, OpenStream::new(&self.open_streams)))
     }
@@ -151,7 +154,7 @@ impl Backend for OllamaBackend {
 
     fn list_models(&self) -> BoxFuture<'_, Result<Vec<ModelInfo>, BackendError>> {
         Box::pin(async move {
-            let response = self.send(self.http.get(self.endpoint("api/tags"))).await?;
+            let response = self.send(self.http.get(self.urls.tags.clone())).await?;
             let tags: TagList = tokio::time::timeout(self.timeout, response.json())
                 .await
                 .map_err(|_| BackendError::Timeout {
@@ -169,11 +172,14 @@ impl Backend for OllamaBackend {
         &self,
         request: GenerateRequest,
     ) -> BoxFuture<'_, Result<TokenStream, BackendError>> {
-        Box::pin(async move { self.stream("api/generate", Streamed::new(&request)).await })
+        Box::pin(async move {
+            self.stream(&self.urls.generate, Streamed::new(&request))
+                .await
+        })
     }
 
     fn chat(&self, request: ChatRequest) -> BoxFuture<'_, Result<TokenStream, BackendError>> {
-        Box::pin(async move { self.stream("api/chat", Streamed::new(&request)).await })
+        Box::pin(async move { self.stream(&self.urls.chat, Streamed::new(&request)).await })
     }
 
     fn active_sequences(&self) -> usize {
@@ -184,9 +190,7 @@ impl Backend for OllamaBackend {
         Box::pin(async move {
             let location = self.base.as_str().trim_end_matches('/').to_string();
             let checked = async {
-                let response = self
-                    .send(self.http.get(self.endpoint("api/version")))
-                    .await?;
+                let response = self.send(self.http.get(self.urls.version.clone())).await?;
                 let version: Version = tokio::time::timeout(self.timeout, response.json())
                     .await
                     .map_err(|_| BackendError::Failed("version body timed out".into()))?
@@ -211,6 +215,18 @@ impl Backend for OllamaBackend {
             }
         })
     }
+}
+
+#[derive(Debug)]
+struct Urls {
+    tags: Url,
+    version: Url,
+    generate: Url,
+    chat: Url,
+}
+
+fn join(base: &Url, path: &str) -> Url {
+    base.join(path).expect("API paths are valid relative URLs")
 }
 
 /// A request body with `"stream": true` added.
@@ -505,9 +521,6 @@ mod tests {
         };
         assert!(OllamaBackend::new(settings("https://example.com")).is_err());
         let backend = OllamaBackend::new(settings("http://host:1/prefix")).unwrap();
-        assert_eq!(
-            backend.endpoint("api/tags").as_str(),
-            "http://host:1/prefix/api/tags"
-        );
+        assert_eq!(backend.urls.tags.as_str(), "http://host:1/prefix/api/tags");
     }
 }
