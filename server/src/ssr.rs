@@ -1,15 +1,21 @@
 //! The server-rendered page: Leptos renders the app for `/`, with the model
 //! registry as its data source; built assets come from the site root.
+//!
+//! The page is rendered whole before it is sent (Leptos's async mode), not
+//! streamed out of order: with out-of-order streaming a model list slower
+//! than the first flush goes out as a "Loading models…" placeholder that only
+//! JavaScript can swap, and the page must work with JavaScript off.
 
 use std::sync::Arc;
 
 use app::api::ModelList;
-use app::{App, ModelCatalog, SharedModelCatalog, shell};
+use app::{ModelCatalog, SharedModelCatalog, shell};
 use axum::Router;
+use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
+use axum::routing::get;
 use leptos::prelude::provide_context;
-use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_http::services::ServeDir;
 
 use crate::registry::Registry;
@@ -33,19 +39,21 @@ impl ModelCatalog for RegistryCatalog {
 }
 
 pub fn router(state: &AppState) -> Router<AppState> {
+    // Resources spawn their loaders on Leptos's executor; an error only means
+    // another router in this process set it up already.
+    let _ = any_spawner::Executor::init_tokio();
     let catalog: SharedModelCatalog = Arc::new(RegistryCatalog(state.registry.clone()));
     let options = state.leptos_options.clone();
     let assets = ServeDir::new(&*state.leptos_options.site_root)
         .precompressed_gzip()
         .precompressed_br()
         .not_found_service(axum::routing::any(not_found_page));
+    let render = leptos_axum::render_app_async_with_context(
+        move || provide_context(catalog.clone()),
+        move || shell(options.clone()),
+    );
     Router::new()
-        .leptos_routes_with_context(
-            state,
-            generate_route_list(App),
-            move || provide_context(catalog.clone()),
-            move || shell(options.clone()),
-        )
+        .route("/", get(move |request: Request| render(request)))
         .fallback_service(assets)
 }
 
