@@ -75,9 +75,12 @@ model:
 
 # ---------------------------------------------------------------- build
 
+# The second step builds every host crate at once: features then unify as in
+# the server cargo-leptos just built, so its dependencies (llama.cpp among
+# them) are reused. Naming single packages would compile them all again.
 build: setup ## Release build: the server, its web assets, fake-ollama and the benchmark
 	cargo leptos build --release
-	cargo build --release --package fake-ollama --package bench
+	cargo build --release
 
 run: build ## Serve the API and the chat at http://127.0.0.1:3000
 	$(SERVER_BIN)

@@ -24,7 +24,7 @@ use serde_json::json;
 
 use crate::paths::{PathKind, Target};
 use crate::processes::{LITELLM_KEY, Service, wait_ready};
-use crate::report::{EmbeddedRow, Idle, Results, Saturation};
+use crate::report::{EmbeddedRow, Idle, Results, Saturation, SaturationRun};
 use crate::stats::{Summary, ms};
 
 #[derive(Debug, Parser)]
@@ -73,6 +73,8 @@ struct Plan {
     token_delay_ms: u64,
     saturation_streams: usize,
     saturation_tokens: usize,
+    /// Saturation runs per path, taken in turns (LiteLLM runs once).
+    saturation_rounds: usize,
     /// LiteLLM relays two orders of magnitude slower: fewer tokens, the
     /// same streams, so its run takes seconds too.
     litellm_saturation_tokens: usize,
@@ -121,6 +123,13 @@ impl Plan {
             token_delay_ms: if args.smoke { 5 } else { 20 },
             saturation_streams,
             saturation_tokens,
+            saturation_rounds: if args.smoke {
+                1
+            } else if args.quick {
+                3
+            } else {
+                5
+            },
             litellm_saturation_tokens,
             idle_streams,
             litellm_idle_streams,
@@ -279,38 +288,56 @@ async fn relay_rows(
         }
     }
 
-    // Saturation.
-    for target in &targets {
-        let tokens = if target.kind == PathKind::LiteLlm {
-            plan.litellm_saturation_tokens
-        } else {
-            plan.saturation_tokens
-        };
-        set_behavior(&fake, json!({"tokens": tokens, "token_delay_ms": 0})).await?;
-        say(&format!(
-            "saturation: {} streams on {}",
-            plan.saturation_streams,
-            target.kind.label()
-        ));
-        let service = gateway_of(target.kind);
-        let cpu_before = service.map(Service::cpu_seconds).transpose()?;
-        let summary = bounded(load::run_streams(
-            target,
-            &client,
-            plan.saturation_streams,
-            "Go",
-        ))
-        .await;
-        let cpu_after = service.map(Service::cpu_seconds).transpose()?;
-        let cpu_per_100k = cpu_before
-            .zip(cpu_after)
-            .map(|(before, after)| (after - before) / summary.tokens.max(1) as f64 * 100_000.0);
-        results.saturation.push(Saturation {
-            path: target.kind,
-            summary,
-            cpu_per_100k,
-        });
-        clear_events(&fake).await;
+    // Saturation, in rounds: each round runs every path once, so a slow
+    // spell of the machine hits all paths alike, and the report takes medians.
+    let mut runs: Vec<Vec<SaturationRun>> = targets.iter().map(|_| Vec::new()).collect();
+    for round in 0..plan.saturation_rounds {
+        for (index, target) in targets.iter().enumerate() {
+            let litellm = target.kind == PathKind::LiteLlm;
+            if litellm && round > 0 {
+                continue;
+            }
+            let tokens = if litellm {
+                plan.litellm_saturation_tokens
+            } else {
+                plan.saturation_tokens
+            };
+            set_behavior(&fake, json!({"tokens": tokens, "token_delay_ms": 0})).await?;
+            say(&format!(
+                "saturation {}/{}: {} streams on {}",
+                round + 1,
+                plan.saturation_rounds,
+                plan.saturation_streams,
+                target.kind.label()
+            ));
+            let service = gateway_of(target.kind);
+            let cpu_before = service.map(Service::cpu_seconds).transpose()?;
+            let summary = bounded(load::run_streams(
+                target,
+                &client,
+                plan.saturation_streams,
+                "Go",
+            ))
+            .await;
+            let cpu_after = service.map(Service::cpu_seconds).transpose()?;
+            let cpu_per_100k = cpu_before
+                .zip(cpu_after)
+                .map(|(before, after)| (after - before) / summary.tokens.max(1) as f64 * 100_000.0);
+            runs[index].push(SaturationRun {
+                summary,
+                cpu_per_100k,
+            });
+            clear_events(&fake).await;
+        }
+    }
+    let direct_rates: Vec<f64> = runs[0]
+        .iter()
+        .map(|r| r.summary.tokens_per_second())
+        .collect();
+    for (target, runs) in targets.iter().zip(runs) {
+        results
+            .saturation
+            .push(Saturation::of(target.kind, runs, &direct_rates));
     }
 
     // Idle streams: the upstream answers headers, then stays silent.
@@ -700,8 +727,13 @@ fn describe(results: &mut Results, plan: &Plan, args: &Args) {
         (
             "saturation".into(),
             format!(
-                "{} streams × {} tokens ({} on LiteLLM), no delay upstream",
-                plan.saturation_streams, plan.saturation_tokens, plan.litellm_saturation_tokens
+                "{} streams × {} tokens ({} on LiteLLM), no delay upstream; {} rounds, each running every path once in turn \
+                 (LiteLLM in the first only); the table shows each path's median round, and its ratio to direct is the median of \
+                 the per-round ratios",
+                plan.saturation_streams,
+                plan.saturation_tokens,
+                plan.litellm_saturation_tokens,
+                plan.saturation_rounds
             ),
         ),
         (

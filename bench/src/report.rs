@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::paths::PathKind;
-use crate::stats::Summary;
+use crate::stats::{Summary, percentile};
 
 /// Everything one run measured.
 #[derive(Default)]
@@ -22,11 +22,60 @@ pub struct Results {
     pub notes: Vec<String>,
 }
 
-pub struct Saturation {
-    pub path: PathKind,
+/// One saturation run of one path.
+pub struct SaturationRun {
     pub summary: Summary,
     /// The gateway's CPU seconds per 100,000 tokens (none for the direct path).
     pub cpu_per_100k: Option<f64>,
+}
+
+/// A path's saturation runs, boiled down to medians.
+pub struct Saturation {
+    pub path: PathKind,
+    /// The run with the median tokens/s, its errors replaced by all runs' errors.
+    pub summary: Summary,
+    /// The median of the runs' CPU seconds per 100,000 tokens.
+    pub cpu_per_100k: Option<f64>,
+    /// The median over rounds of this path's tokens/s over the direct path's
+    /// in the same round.
+    pub vs_direct: Option<f64>,
+    pub rounds: usize,
+}
+
+impl Saturation {
+    /// `direct_rates[i]` is the direct path's tokens/s in round `i`.
+    pub fn of(path: PathKind, mut runs: Vec<SaturationRun>, direct_rates: &[f64]) -> Self {
+        let rounds = runs.len();
+        let mut ratios: Vec<f64> = runs
+            .iter()
+            .zip(direct_rates)
+            .filter(|(_, direct)| **direct > 0.0)
+            .map(|(run, direct)| run.summary.tokens_per_second() / direct)
+            .collect();
+        let vs_direct = (!ratios.is_empty()).then(|| percentile(&mut ratios, 50.0));
+        let mut cpus: Vec<f64> = runs.iter().filter_map(|r| r.cpu_per_100k).collect();
+        let cpu_per_100k = (!cpus.is_empty()).then(|| percentile(&mut cpus, 50.0));
+        let errors = runs.iter().map(|r| r.summary.errors).sum();
+        let first_error = runs.iter().find_map(|r| r.summary.first_error.clone());
+        runs.sort_by(|a, b| {
+            a.summary
+                .tokens_per_second()
+                .total_cmp(&b.summary.tokens_per_second())
+        });
+        let mut summary = runs
+            .get(rounds.saturating_sub(1) / 2)
+            .map(|run| run.summary.clone())
+            .unwrap_or_default();
+        summary.errors = errors;
+        summary.first_error = first_error;
+        Self {
+            path,
+            summary,
+            cpu_per_100k,
+            vs_direct,
+            rounds,
+        }
+    }
 }
 
 pub struct Idle {
@@ -100,27 +149,27 @@ impl Results {
         let _ = writeln!(md, "|---|---|---|");
         let at_100 = self.concurrencies.iter().position(|&c| c == 100);
         for path in [PathKind::GenerateStream, PathKind::Generations] {
-            if let (Some(level), Some(direct)) = (
-                at_100,
-                at_100.and_then(|l| self.latency_of(PathKind::Direct, l)),
-            ) {
-                if let Some(ours) = self.latency_of(path, level) {
-                    let added50 = ours.ttft_p50_ms - direct.ttft_p50_ms;
-                    let added99 = ours.ttft_p99_ms - direct.ttft_p99_ms;
-                    row(
-                        md,
-                        &format!("added TTFT p50 ≤ 1 ms at 100 streams ({})", path.label()),
-                        &format!("{added50:.2} ms"),
-                        added50 <= 1.0,
-                    );
-                    row(
-                        md,
-                        &format!("added TTFT p99 ≤ 5 ms at 100 streams ({})", path.label()),
-                        &format!("{added99:.2} ms"),
-                        added99 <= 5.0,
-                    );
-                }
-            }
+            let Some(level) = at_100 else { continue };
+            let (Some(direct), Some(ours)) = (
+                self.latency_of(PathKind::Direct, level),
+                self.latency_of(path, level),
+            ) else {
+                continue;
+            };
+            let added50 = ours.ttft_p50_ms - direct.ttft_p50_ms;
+            let added99 = ours.ttft_p99_ms - direct.ttft_p99_ms;
+            row(
+                md,
+                &format!("added TTFT p50 ≤ 1 ms at 100 streams ({})", path.label()),
+                &format!("{added50:.2} ms"),
+                added50 <= 1.0,
+            );
+            row(
+                md,
+                &format!("added TTFT p99 ≤ 5 ms at 100 streams ({})", path.label()),
+                &format!("{added99:.2} ms"),
+                added99 <= 5.0,
+            );
         }
         let direct = self
             .saturation_of(PathKind::Direct)
@@ -135,8 +184,11 @@ impl Results {
             else {
                 continue;
             };
-            if let Some(direct) = direct {
-                let ratio = ours / direct;
+            let vs_direct = self
+                .saturation_of(path)
+                .and_then(|s| s.vs_direct)
+                .or_else(|| direct.map(|direct| ours / direct));
+            if let Some(ratio) = vs_direct {
                 row(
                     md,
                     &format!("relayed tokens/s ≥ 50% of direct ({})", path.label()),
@@ -275,23 +327,23 @@ impl Results {
         let _ = writeln!(
             md,
             "The upstream sends tokens with no delay; the client, the upstream and the gateway share the machine's cores. \
-             CPU is the gateway process's user + system time.\n"
+             Each path runs several rounds, taking turns with the others; a row is the path's median round (*tokens* is \
+             one round's), *× direct* the median of its per-round ratios. CPU is the gateway process's user + system time.\n"
         );
         let _ = writeln!(
             md,
-            "| path | streams | tokens | tokens/s | × direct | × LiteLLM | gateway CPU s / 100k tokens | CPU × LiteLLM | errors |"
+            "| path | rounds | streams | tokens | tokens/s | × direct | × LiteLLM | gateway CPU s / 100k tokens | CPU × LiteLLM | errors |"
         );
-        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-        let direct = self
-            .saturation_of(PathKind::Direct)
-            .map(|s| s.summary.tokens_per_second());
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let litellm = self.saturation_of(PathKind::LiteLlm);
         for run in &self.saturation {
             let rate = run.summary.tokens_per_second();
-            let ratio = |base: Option<f64>| {
-                base.filter(|b| *b > 0.0)
-                    .map_or("—".to_string(), |b| format!("{:.2}×", rate / b))
-            };
+            let times =
+                |ratio: Option<f64>| ratio.map_or("—".to_string(), |r| format!("{r:.2}×"));
+            let vs_litellm = litellm
+                .map(|l| l.summary.tokens_per_second())
+                .filter(|l| *l > 0.0)
+                .map(|l| rate / l);
             let cpu = run
                 .cpu_per_100k
                 .map_or("—".to_string(), |c| format!("{c:.2}"));
@@ -301,12 +353,13 @@ impl Results {
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {rate:.0} | {} | {} | {cpu} | {cpu_ratio} | {} |",
+                "| {} | {} | {} | {} | {rate:.0} | {} | {} | {cpu} | {cpu_ratio} | {} |",
                 run.path.label(),
+                run.rounds,
                 run.summary.streams,
                 run.summary.tokens,
-                ratio(direct),
-                ratio(litellm.map(|l| l.summary.tokens_per_second())),
+                times(run.vs_direct),
+                times(vs_litellm),
                 errors_cell(run.summary.errors, run.summary.first_error.as_deref()),
             );
         }

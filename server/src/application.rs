@@ -10,7 +10,6 @@ use axum::Router;
 use axum::serve::ListenerExt;
 use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
 use crate::backend::embedded::{EmbeddedBackend, EmbeddedSettings};
@@ -20,6 +19,7 @@ use crate::generations::{GenerationSettings, Generations};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::routes;
+use crate::shutdown::Shutdown;
 use crate::state::AppState;
 
 /// Why the server could not start.
@@ -83,7 +83,7 @@ impl Application {
             addr: config.addr,
             source,
         })?;
-        let shutdown = CancellationToken::new();
+        let shutdown = Shutdown::default();
         let generations = Generations::new(
             GenerationSettings {
                 grace: config.generation_grace,
@@ -121,7 +121,7 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `state().shutdown` is cancelled, then stops accepting,
+    /// Serves until `state().shutdown` is triggered, then stops accepting,
     /// ends open streams, lets other requests finish, and returns within
     /// the grace period whatever is still open.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
@@ -138,10 +138,10 @@ impl Application {
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        .with_graceful_shutdown(shutdown.triggered_owned());
         let grace = self.grace;
         let grace_elapsed = async move {
-            shutdown.cancelled().await;
+            shutdown.triggered().await;
             tokio::time::sleep(grace).await;
         };
         tokio::select! {

@@ -8,6 +8,12 @@
 //! upstream request dropped); a finished one is kept for `ttl` so a late
 //! reconnect can still replay it; the store holds at most `max_generations`,
 //! evicting the oldest finished one first, and answers 503 when all are running.
+//!
+//! Two tasks serve a running generation. The driver reads the backend's
+//! tokens and wakes on every chunk the upstream sends, so it does nothing
+//! else: it only checks an abort flag. The supervisor sleeps until something
+//! may end the generation early (a cancel, the grace period running out, a
+//! shutdown) and aborts the driver with the reason.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,11 +21,13 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use app::api::{DoneChunk, GenerationState, GenerationStatus};
+use futures_util::future::{AbortHandle, AbortRegistration, Abortable};
 use futures_util::{FutureExt, StreamExt};
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{Notify, oneshot, watch};
 
 use crate::backend::{Completion, StreamEvent, TokenStream};
+use crate::shutdown::Shutdown;
+use crate::sse::BURST_WINDOW;
 
 /// The limits of the store.
 #[derive(Debug, Clone, Copy)]
@@ -43,8 +51,8 @@ pub struct StoreFull(String);
 pub struct Generations {
     settings: GenerationSettings,
     entries: Mutex<HashMap<String, Arc<Generation>>>,
-    /// Cancelled when the server shuts down: every generation stops.
-    shutdown: CancellationToken,
+    /// Triggered when the server shuts down: every generation stops.
+    shutdown: Shutdown,
     /// Generations not finished yet (a counter: the store can hold thousands).
     running: Arc<AtomicUsize>,
     /// Handed to generation tasks so they can remove themselves.
@@ -52,7 +60,7 @@ pub struct Generations {
 }
 
 impl Generations {
-    pub fn new(settings: GenerationSettings, shutdown: CancellationToken) -> Arc<Self> {
+    pub fn new(settings: GenerationSettings, shutdown: Shutdown) -> Arc<Self> {
         Arc::new_cyclic(|this| Self {
             settings,
             entries: Mutex::new(HashMap::new()),
@@ -69,7 +77,8 @@ impl Generations {
     /// Registers a generation over an accepted backend stream and starts
     /// driving it on its own task.
     pub fn start(&self, model: String, tokens: TokenStream) -> Result<Arc<Generation>, StoreFull> {
-        let generation = Arc::new(Generation::new(model));
+        let (generation, abort) = Generation::new(model);
+        let generation = Arc::new(generation);
         {
             let mut entries = self.entries();
             if entries.len() >= self.settings.max_generations {
@@ -88,12 +97,23 @@ impl Generations {
             entries.insert(generation.id.clone(), generation.clone());
         }
         self.running.fetch_add(1, Ordering::Relaxed);
+        let (finished, driver_gone) = oneshot::channel();
+        tokio::spawn(supervise(
+            generation.clone(),
+            self.settings.grace,
+            self.shutdown.clone(),
+            driver_gone,
+        ));
         tokio::spawn(run(
             self.running.clone(),
             self.this.clone(),
             generation.clone(),
-            tokens,
-            self.settings,
+            Abortable::new(
+                drive(generation.clone(), tokens, self.settings.max_bytes),
+                abort,
+            ),
+            finished,
+            self.settings.ttl,
             self.shutdown.clone(),
         ));
         Ok(generation)
@@ -140,72 +160,101 @@ async fn run(
     running: Arc<AtomicUsize>,
     store: Weak<Generations>,
     generation: Arc<Generation>,
-    tokens: TokenStream,
-    settings: GenerationSettings,
-    shutdown: CancellationToken,
+    driver: Abortable<impl Future<Output = Ending>>,
+    finished: oneshot::Sender<()>,
+    ttl: Duration,
+    shutdown: Shutdown,
 ) {
-    let ending = tokio::select! {
-        biased;
-        () = generation.cancel.cancelled() => Ending::Cancelled("the generation was cancelled".into()),
-        () = shutdown.cancelled() => Ending::Failed("server shutting down".into()),
-        () = orphaned(generation.subscribers.subscribe(), settings.grace) => Ending::Cancelled(format!(
-            "cancelled: no client listened for {}",
-            humantime::format_duration(settings.grace)
-        )),
-        ending = drive(&generation, tokens, settings.max_bytes) => ending,
-    };
-    // Whichever branch won, the token stream is dropped by now, and with it
-    // the upstream request: the backend stops generating.
+    // Aborted or not, the driver (and its token stream, and with it the
+    // upstream request) is dropped once this await returns: the backend
+    // stops generating.
+    let ending = driver.await.unwrap_or_else(|_| generation.stop_reason());
+    drop(finished);
     generation.finish(ending);
     running.fetch_sub(1, Ordering::Relaxed);
     tokio::select! {
-        () = tokio::time::sleep(settings.ttl) => {}
-        () = shutdown.cancelled() => {}
+        () = tokio::time::sleep(ttl) => {}
+        () = shutdown.triggered() => {}
     }
     if let Some(store) = store.upgrade() {
         store.remove(&generation);
     }
 }
 
-/// Reads the backend's tokens into the generation until it ends. Tokens
-/// already waiting are appended together, so subscribers wake once per
-/// burst rather than once per token.
-async fn drive(generation: &Generation, mut tokens: TokenStream, max_bytes: usize) -> Ending {
+/// Ends a running generation early when it is cancelled, when nobody has
+/// listened to it for `grace`, or when the server shuts down; returns as
+/// soon as the driver is gone.
+async fn supervise(
+    generation: Arc<Generation>,
+    grace: Duration,
+    shutdown: Shutdown,
+    driver_gone: oneshot::Receiver<()>,
+) {
+    let reason = tokio::select! {
+        biased;
+        _ = driver_gone => return,
+        () = generation.cancelled.notified() => Ending::Cancelled("the generation was cancelled".into()),
+        () = shutdown.triggered() => Ending::Failed("server shutting down".into()),
+        () = orphaned(generation.subscribers.subscribe(), grace) => Ending::Cancelled(format!(
+            "cancelled: no client listened for {}",
+            humantime::format_duration(grace)
+        )),
+    };
+    generation.stop(reason);
+}
+
+/// Reads the backend's tokens into the generation until it ends.
+///
+/// Subscribers wake once per append, and waking a task on another thread
+/// costs far more than a token. So tokens are appended in bursts, by the
+/// rule the SSE body writes by: a token is appended at once unless the last
+/// append was less than [`BURST_WINDOW`] ago (faster than any model's pace),
+/// in which case the tokens arriving until the window ends go with it. The
+/// first token, and tokens at a model's pace, are never held.
+async fn drive(generation: Arc<Generation>, mut tokens: TokenStream, max_bytes: usize) -> Ending {
     let mut burst: Vec<String> = Vec::new();
-    let mut next = tokens.next().await;
+    // When the current window ends; none before the first append.
+    let mut window_end: Option<Instant> = None;
     loop {
+        let window_over = window_end.is_none_or(|end| Instant::now() >= end);
+        if !burst.is_empty() && window_over {
+            if !generation.append(&burst, max_bytes) {
+                return too_long(max_bytes);
+            }
+            burst.clear();
+            window_end = Some(Instant::now() + BURST_WINDOW);
+        }
+        let next = match (burst.is_empty(), window_end) {
+            (false, Some(end)) => match tokens.next().now_or_never() {
+                Some(next) => next,
+                // Nothing ready: wait for more until the window ends.
+                None => match tokio::time::timeout_at(end.into(), tokens.next()).await {
+                    Ok(next) => next,
+                    Err(_) => continue,
+                },
+            },
+            _ => tokens.next().await,
+        };
         let ending = match next {
             Some(Ok(StreamEvent::Token(text))) => {
                 burst.push(text);
-                None
+                continue;
             }
-            Some(Ok(StreamEvent::Done(completion))) => Some(Ending::Done(completion)),
-            Some(Err(error)) => Some(Ending::Failed(error.to_string())),
-            None => Some(Ending::Failed(
-                "the backend ended the stream before it was done".into(),
-            )),
+            Some(Ok(StreamEvent::Done(completion))) => Ending::Done(completion),
+            Some(Err(error)) => Ending::Failed(error.to_string()),
+            None => Ending::Failed("the backend ended the stream before it was done".into()),
         };
-        let more = if ending.is_none() {
-            tokens.next().now_or_never()
-        } else {
-            None
-        };
-        if more.is_none() && !burst.is_empty() {
-            if !generation.append(&burst, max_bytes) {
-                return Ending::Failed(format!(
-                    "the answer grew past the limit of {max_bytes} bytes"
-                ));
-            }
-            burst.clear();
+        if !burst.is_empty() && !generation.append(&burst, max_bytes) {
+            return too_long(max_bytes);
         }
-        if let Some(ending) = ending {
-            return ending;
-        }
-        next = match more {
-            Some(event) => event,
-            None => tokens.next().await,
-        };
+        return ending;
     }
+}
+
+fn too_long(max_bytes: usize) -> Ending {
+    Ending::Failed(format!(
+        "the answer grew past the limit of {max_bytes} bytes"
+    ))
 }
 
 /// Resolves once the subscriber count has stayed at zero for `grace`.
@@ -242,11 +291,16 @@ pub struct Generation {
     created_at: String,
     started: Instant,
     progress: Mutex<Progress>,
-    /// Bumped on every change; subscribers wait on it.
-    version: watch::Sender<u64>,
+    /// Wakes readers after every change (see [`Generation::changes`]).
+    changes: Notify,
     /// How many clients are reading the events right now.
     subscribers: watch::Sender<usize>,
-    cancel: CancellationToken,
+    /// Told by [`Generation::cancel`]; the supervisor listens.
+    cancelled: Notify,
+    /// Stops the driver; see [`Generation::stop`].
+    abort: AbortHandle,
+    /// Why the driver was stopped; the first reason wins.
+    stop_reason: Mutex<Option<Ending>>,
 }
 
 #[derive(Debug)]
@@ -265,9 +319,45 @@ struct Progress {
 /// every token before it has been read.
 #[derive(Debug, PartialEq)]
 pub struct Update {
-    /// `(sequence number, text)` of each token after the cursor.
-    pub tokens: Vec<(u64, String)>,
+    pub tokens: TokenRun,
     pub end: Option<End>,
+}
+
+/// Consecutive tokens of a generation, copied out of its log in one piece
+/// (two allocations however many tokens a reader catches up on).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TokenRun {
+    /// The sequence number of the first token (tokens count from 1).
+    pub first: u64,
+    /// The tokens' text, back to back.
+    pub text: String,
+    /// Where each token ends in `text`.
+    pub ends: Vec<usize>,
+}
+
+impl TokenRun {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The sequence number of the last token, if any.
+    pub fn last(&self) -> Option<u64> {
+        (!self.is_empty()).then(|| self.first + self.ends.len() as u64 - 1)
+    }
+
+    /// `(sequence number, text)` of each token.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &str)> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        self.ends
+            .iter()
+            .zip(starts)
+            .enumerate()
+            .map(|(offset, (&end, start))| (self.first + offset as u64, &self.text[start..end]))
+    }
 }
 
 /// The final event of a generation.
@@ -279,8 +369,11 @@ pub enum End {
 }
 
 impl Generation {
-    fn new(model: String) -> Self {
-        Self {
+    /// A new generation, and the registration that lets [`Generation::stop`]
+    /// abort its driver.
+    fn new(model: String) -> (Self, AbortRegistration) {
+        let (abort, registration) = AbortHandle::new_pair();
+        let generation = Self {
             id: uuid::Uuid::new_v4().simple().to_string(),
             model,
             created_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
@@ -294,10 +387,13 @@ impl Generation {
                 first_token_after: None,
                 finished_at: None,
             }),
-            version: watch::Sender::new(0),
+            changes: Notify::new(),
             subscribers: watch::Sender::new(0),
-            cancel: CancellationToken::new(),
-        }
+            cancelled: Notify::new(),
+            abort,
+            stop_reason: Mutex::new(None),
+        };
+        (generation, registration)
     }
 
     fn progress(&self) -> MutexGuard<'_, Progress> {
@@ -305,7 +401,7 @@ impl Generation {
     }
 
     fn bump(&self) {
-        self.version.send_modify(|version| *version += 1);
+        self.changes.notify_waiters();
     }
 
     /// Adds tokens; false when one would pass the size limit (those
@@ -357,9 +453,28 @@ impl Generation {
         self.bump();
     }
 
-    /// Asks the generation to stop; its task aborts the upstream request.
+    /// Asks the generation to stop; its supervisor aborts the driver, and
+    /// with it the upstream request. Changes nothing once it has finished.
     pub fn cancel(&self) {
-        self.cancel.cancel();
+        // `notify_one` keeps the wake-up if the supervisor is not waiting yet.
+        self.cancelled.notify_one();
+    }
+
+    /// Aborts the driver, saying why; the first reason given is kept.
+    fn stop(&self, reason: Ending) {
+        self.stop_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(reason);
+        self.abort.abort();
+    }
+
+    fn stop_reason(&self) -> Ending {
+        self.stop_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(|| Ending::Cancelled("the generation was cancelled".into()))
     }
 
     pub fn status(&self) -> GenerationStatus {
@@ -389,20 +504,19 @@ impl Generation {
     pub fn read_after(&self, after: u64) -> Update {
         let progress = self.progress();
         let first = (after as usize).min(progress.token_ends.len());
-        let mut start = if first == 0 {
+        let start = if first == 0 {
             0
         } else {
             progress.token_ends[first - 1]
         };
-        let tokens = progress.token_ends[first..]
-            .iter()
-            .enumerate()
-            .map(|(offset, &end)| {
-                let token = progress.text[start..end].to_string();
-                start = end;
-                ((first + offset + 1) as u64, token)
-            })
-            .collect();
+        let tokens = TokenRun {
+            first: first as u64 + 1,
+            text: progress.text[start..].to_string(),
+            ends: progress.token_ends[first..]
+                .iter()
+                .map(|end| end - start)
+                .collect(),
+        };
         let end = match progress.status {
             GenerationStatus::Running => None,
             GenerationStatus::Done => progress.stats.clone().map(End::Done),
@@ -416,9 +530,10 @@ impl Generation {
         Update { tokens, end }
     }
 
-    /// A receiver that wakes on every change.
-    pub fn watch(&self) -> watch::Receiver<u64> {
-        self.version.subscribe()
+    /// Resolves at the next change of the generation. Enable it (pinned)
+    /// before reading, so a change made in between is not missed.
+    pub fn changes(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changes.notified()
     }
 
     /// Counts a subscriber until the guard is dropped.
@@ -446,7 +561,7 @@ mod tests {
     use super::*;
 
     fn generation_with(tokens: &[&str]) -> Generation {
-        let generation = Generation::new("m".into());
+        let (generation, _) = Generation::new("m".into());
         let tokens: Vec<String> = tokens.iter().map(|t| t.to_string()).collect();
         assert!(generation.append(&tokens, 1024));
         generation
@@ -455,18 +570,28 @@ mod tests {
     #[test]
     fn reading_after_a_cursor_gives_each_later_token_once() {
         let generation = generation_with(&["Hel", "lo", " wörld"]);
-        let all = generation.read_after(0);
+        let tokens_after = |cursor| -> Vec<(u64, String)> {
+            let update = generation.read_after(cursor);
+            update
+                .tokens
+                .iter()
+                .map(|(n, text)| (n, text.to_string()))
+                .collect()
+        };
         assert_eq!(
-            all.tokens,
+            tokens_after(0),
             [
                 (1, "Hel".to_string()),
                 (2, "lo".to_string()),
                 (3, " wörld".to_string())
             ]
         );
-        assert_eq!(all.end, None);
-        assert_eq!(generation.read_after(2).tokens, [(3, " wörld".to_string())]);
+        assert_eq!(generation.read_after(0).end, None);
+        assert_eq!(generation.read_after(0).tokens.last(), Some(3));
+        assert_eq!(tokens_after(2), [(3, " wörld".to_string())]);
+        assert_eq!(generation.read_after(2).tokens.last(), Some(3));
         assert!(generation.read_after(3).tokens.is_empty());
+        assert_eq!(generation.read_after(3).tokens.last(), None);
         assert!(generation.read_after(99).tokens.is_empty());
     }
 
@@ -489,9 +614,83 @@ mod tests {
 
     #[test]
     fn the_size_limit_refuses_a_token_that_would_pass_it() {
-        let generation = Generation::new("m".into());
+        let (generation, _) = Generation::new("m".into());
         assert!(generation.append(&["12345".to_string()], 8));
         assert!(!generation.append(&["6789".to_string()], 8));
         assert_eq!(generation.state().text, "12345");
+    }
+
+    #[test]
+    fn the_first_stop_reason_is_the_one_kept() {
+        let (generation, _) = Generation::new("m".into());
+        generation.stop(Ending::Failed("server shutting down".into()));
+        generation.stop(Ending::Cancelled("late".into()));
+        assert!(matches!(
+            generation.stop_reason(),
+            Ending::Failed(reason) if reason == "server shutting down"
+        ));
+    }
+
+    /// A store whose generations read tokens sent on the returned channel.
+    fn store_with_channel() -> (
+        Arc<Generations>,
+        Arc<Generation>,
+        tokio::sync::mpsc::UnboundedSender<StreamEvent>,
+    ) {
+        let store = Generations::new(
+            GenerationSettings {
+                grace: Duration::from_secs(60),
+                ttl: Duration::from_secs(60),
+                max_generations: 4,
+                max_bytes: 1 << 20,
+            },
+            Shutdown::default(),
+        );
+        let (send, mut receive) = tokio::sync::mpsc::unbounded_channel();
+        let tokens: TokenStream = Box::pin(async_stream::stream! {
+            while let Some(event) = receive.recv().await {
+                yield Ok(event);
+            }
+        });
+        let generation = store.start("m".into(), tokens).unwrap();
+        (store, generation, send)
+    }
+
+    fn text_of(generation: &Generation) -> Vec<String> {
+        let update = generation.read_after(0);
+        update.tokens.iter().map(|(_, t)| t.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn tokens_at_a_models_pace_are_readable_at_once() {
+        let (_store, generation, send) = store_with_channel();
+        for (i, token) in ["One", " two", " three"].into_iter().enumerate() {
+            send.send(StreamEvent::Token(token.into())).unwrap();
+            // Let the driver run: far less than the burst window passes.
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(text_of(&generation).len(), i + 1, "token {i} was held back");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_tokens_arrives_whole_and_in_order_before_the_end() {
+        let (_store, generation, send) = store_with_channel();
+        let tokens: Vec<String> = (0..1000).map(|i| format!(" {i}")).collect();
+        for token in &tokens {
+            send.send(StreamEvent::Token(token.clone())).unwrap();
+        }
+        send.send(StreamEvent::Done(Completion::default())).unwrap();
+        let mut changes = std::pin::pin!(generation.changes());
+        changes.as_mut().enable();
+        while generation.status() == GenerationStatus::Running {
+            changes.as_mut().await;
+            changes.set(generation.changes());
+            changes.as_mut().enable();
+        }
+        assert_eq!(generation.status(), GenerationStatus::Done);
+        assert_eq!(text_of(&generation), tokens);
     }
 }

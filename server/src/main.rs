@@ -33,7 +33,7 @@ async fn main() -> ExitCode {
     tokio::spawn(async move {
         shutdown::signal().await;
         tracing::info!("shutting down");
-        stop.cancel();
+        stop.trigger();
     });
     match app.run_until_stopped().await {
         Ok(()) => {

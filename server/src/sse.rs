@@ -16,7 +16,7 @@
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use app::api::{DoneChunk, EVENT_CANCELLED, EVENT_DONE, EVENT_ERROR, ErrorBody};
@@ -29,7 +29,9 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::backend::{BackendError, Completion, StreamEvent, TokenStream};
+use crate::generations::TokenRun;
 use crate::metrics::{Metrics, StreamGuard};
+use crate::shutdown::Shutdown;
 use crate::state::AppState;
 
 /// The message an open stream ends with when the server shuts down.
@@ -46,6 +48,8 @@ pub const BURST_WINDOW: Duration = Duration::from_millis(1);
 pub enum Frame {
     /// `data: {"response":…,"done":false}`, with `id: n` when resumable.
     Token { id: Option<u64>, text: String },
+    /// Several numbered token frames, as a generation's log holds them.
+    Tokens(TokenRun),
     /// `event: done` with the final counters.
     Done(DoneChunk),
     /// `event: error` with `{"error": …}`.
@@ -62,18 +66,23 @@ impl Frame {
         matches!(self, Self::Done(_) | Self::Error(_) | Self::Cancelled(_))
     }
 
+    /// How many tokens the frame carries.
+    fn tokens(&self) -> u64 {
+        match self {
+            Self::Token { .. } => 1,
+            Self::Tokens(run) => run.len() as u64,
+            _ => 0,
+        }
+    }
+
     /// Appends the frame's bytes: the same bytes axum's `Event` would write.
     pub fn encode(&self, out: &mut BytesMut) {
         match self {
-            Self::Token { id, text } => {
-                if let Some(id) = id {
-                    out.put_slice(b"id: ");
-                    out.put_slice(itoa::Buffer::new().format(*id).as_bytes());
-                    out.put_u8(b'\n');
+            Self::Token { id, text } => token(out, *id, text),
+            Self::Tokens(run) => {
+                for (id, text) in run.iter() {
+                    token(out, Some(id), text);
                 }
-                out.put_slice(b"data: {\"response\":");
-                write_json(out, text.as_str());
-                out.put_slice(b",\"done\":false}\n\n");
             }
             Self::Done(done) => event(out, EVENT_DONE, done),
             Self::Error(message) => event(
@@ -97,6 +106,17 @@ impl Frame {
             }
         }
     }
+}
+
+fn token(out: &mut BytesMut, id: Option<u64>, text: &str) {
+    if let Some(id) = id {
+        out.put_slice(b"id: ");
+        out.put_slice(itoa::Buffer::new().format(id).as_bytes());
+        out.put_u8(b'\n');
+    }
+    out.put_slice(b"data: {\"response\":");
+    write_json(out, text);
+    out.put_slice(b",\"done\":false}\n\n");
 }
 
 fn event(out: &mut BytesMut, name: &str, data: &impl serde::Serialize) {
@@ -158,7 +178,9 @@ pub fn stream_response(
 ) -> Response {
     let body = SseBody {
         frames: Box::pin(frames),
-        shutdown: Box::pin(state.shutdown.clone().cancelled_owned()),
+        shutdown: state.shutdown.clone(),
+        shutdown_wait: Box::pin(state.shutdown.triggered_owned()),
+        shutdown_waker: None,
         keep_alive: state.sse_keep_alive,
         idle_timer: Box::pin(tokio::time::sleep(state.sse_keep_alive)),
         last_sent: Instant::now(),
@@ -183,7 +205,14 @@ pub fn stream_response(
 /// The response body: frames encoded as they come, gathered while ready.
 struct SseBody {
     frames: Pin<Box<dyn Stream<Item = Frame> + Send>>,
-    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Read at every poll (an atomic load)...
+    shutdown: Shutdown,
+    /// ...and awaited when the body has nothing to send, so a quiet stream
+    /// is woken by it. Polling it takes locks, so it is polled again only
+    /// when the task polling the body is another one.
+    shutdown_wait: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The waker `shutdown_wait` will wake.
+    shutdown_waker: Option<Waker>,
     keep_alive: Duration,
     /// Fires a keep-alive interval after the last frame sent.
     idle_timer: Pin<Box<Sleep>>,
@@ -208,16 +237,14 @@ impl Stream for SseBody {
             return Poll::Ready(None);
         }
         // Shutdown first: a fast stream must still notice it.
-        if !this.ended && this.shutdown.as_mut().poll(cx).is_ready() {
-            this.ended = true;
-            Frame::Error(SHUTTING_DOWN.into()).encode(&mut this.out);
-            return Poll::Ready(Some(Ok(this.take())));
+        if !this.ended && this.shutdown.is_triggered() {
+            return Poll::Ready(Some(Ok(this.end_for_shutdown())));
         }
         let mut upstream_pending = false;
         while !this.ended && this.out.len() < CHUNK_LIMIT {
             match this.frames.as_mut().poll_next(cx) {
                 Poll::Ready(Some(frame)) => {
-                    this.tokens += u64::from(matches!(frame, Frame::Token { .. }));
+                    this.tokens += frame.tokens();
                     frame.encode(&mut this.out);
                     this.ended = frame.is_last();
                 }
@@ -236,7 +263,7 @@ impl Stream for SseBody {
                     .burst_timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(flush_at)));
                 if timer.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
+                    return this.pending(cx);
                 }
             }
             return Poll::Ready(Some(Ok(this.take())));
@@ -246,7 +273,9 @@ impl Stream for SseBody {
         }
         // Quiet: a comment once a whole interval has passed with nothing sent.
         loop {
-            std::task::ready!(this.idle_timer.as_mut().poll(cx));
+            if this.idle_timer.as_mut().poll(cx).is_pending() {
+                return this.pending(cx);
+            }
             let due = this.last_sent + this.keep_alive;
             if Instant::now() >= due {
                 this.last_sent = Instant::now();
@@ -261,6 +290,28 @@ impl Stream for SseBody {
 }
 
 impl SseBody {
+    /// Waits, listening for a shutdown too.
+    fn pending(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Infallible>>> {
+        let listening = self
+            .shutdown_waker
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()));
+        if !self.ended && !listening {
+            if self.shutdown_wait.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Some(Ok(self.end_for_shutdown())));
+            }
+            self.shutdown_waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// What is gathered, then the shutdown event; the stream ends after it.
+    fn end_for_shutdown(&mut self) -> Bytes {
+        self.ended = true;
+        Frame::Error(SHUTTING_DOWN.into()).encode(&mut self.out);
+        self.take()
+    }
+
     /// The gathered frames, as one body chunk.
     fn take(&mut self) -> Bytes {
         self.metrics
@@ -328,6 +379,15 @@ mod tests {
                 text: "x".into()
             }),
             "id: 7\ndata: {\"response\":\"x\",\"done\":false}\n\n"
+        );
+        assert_eq!(
+            encoded(Frame::Tokens(TokenRun {
+                first: 4,
+                text: "ab\"c".into(),
+                ends: vec![1, 4],
+            })),
+            "id: 4\ndata: {\"response\":\"a\",\"done\":false}\n\n\
+             id: 5\ndata: {\"response\":\"b\\\"c\",\"done\":false}\n\n"
         );
         assert_eq!(
             encoded(Frame::Error("boom".into())),

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
-use tokio_util::sync::CancellationToken;
 
 use crate::generations::Generations;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::shutdown::Shutdown;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -22,9 +22,9 @@ pub struct AppState {
     pub sse_keep_alive: Duration,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
-    /// Cancelled when the server starts shutting down; open streams then
+    /// Triggered when the server starts shutting down; open streams then
     /// end with an `event: error` saying so.
-    pub shutdown: CancellationToken,
+    pub shutdown: Shutdown,
     pub leptos_options: LeptosOptions,
 }
 

@@ -297,7 +297,7 @@ fn decode(response: reqwest::Response, open: OpenStream) -> TokenStream {
                 }
             } else {
                 match body.next().await {
-                    Some(Ok(chunk)) => lines.push(&chunk),
+                    Some(Ok(chunk)) => lines.push(chunk),
                     Some(Err(error)) => {
                         yield Err(BackendError::Failed(format!(
                             "the stream from ollama broke: {}",

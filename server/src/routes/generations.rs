@@ -151,13 +151,16 @@ pub async fn cancel_generation(
 ) -> Result<Json<GenerationState>, AppError> {
     let generation = find(&state, &id)?;
     generation.cancel();
-    // The generation's task settles it at once; wait so the answer says so.
-    let mut changes = generation.watch();
+    // The generation's tasks settle it at once; wait so the answer says so.
     let settled = async {
-        while generation.status() == GenerationStatus::Running {
-            if changes.changed().await.is_err() {
+        loop {
+            let changed = generation.changes();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            if generation.status() != GenerationStatus::Running {
                 break;
             }
+            changed.await;
         }
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), settled).await;
@@ -194,17 +197,18 @@ pub async fn generation_events(
     let after = last_event_id(&headers)?;
     let frames = async_stream::stream! {
         let _subscriber = generation.subscribe();
-        let mut changes = generation.watch();
         yield Frame::Retry(RECONNECT_AFTER);
         let mut cursor = after;
         loop {
-            // Mark the current version seen before reading, so a change
-            // made while we send is waited for, not missed.
-            changes.borrow_and_update();
+            // Listen before reading, so a change made while we send is
+            // waited for, not missed.
+            let changed = generation.changes();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
             let update = generation.read_after(cursor);
-            for (sequence, text) in update.tokens {
-                cursor = sequence;
-                yield Frame::Token { id: Some(sequence), text };
+            if let Some(last) = update.tokens.last() {
+                cursor = last;
+                yield Frame::Tokens(update.tokens);
             }
             if let Some(end) = update.end {
                 yield match end {
@@ -214,9 +218,7 @@ pub async fn generation_events(
                 };
                 break;
             }
-            if changes.changed().await.is_err() {
-                break;
-            }
+            changed.await;
         }
     };
     Ok(sse::stream_response(frames, &state))

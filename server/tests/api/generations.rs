@@ -423,7 +423,7 @@ async fn shutdown_ends_generation_streams_with_the_event() {
     let mut subscriber = events(&app, &url, None).await;
     read_frames(&mut subscriber, 2).await;
 
-    app.state.shutdown.cancel();
+    app.state.shutdown.trigger();
 
     let rest = parse_frames(&subscriber.text().await.unwrap());
     assert_eq!(

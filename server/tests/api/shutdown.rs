@@ -35,7 +35,7 @@ async fn shutdown_ends_streams_with_an_event_and_lets_requests_finish() {
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let stopping = Instant::now();
-    app.state.shutdown.cancel();
+    app.state.shutdown.trigger();
 
     let rest = stream.text().await.unwrap();
     let frames = parse_frames(&rest);
@@ -90,7 +90,7 @@ async fn shutdown_does_not_wait_past_the_grace_period() {
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let stopping = Instant::now();
-    app.state.shutdown.cancel();
+    app.state.shutdown.trigger();
     tokio::time::timeout(Duration::from_secs(3), app.server)
         .await
         .expect("the server stopped")
