@@ -128,7 +128,7 @@ pub struct Config {
     pub models_dir: Option<PathBuf>,
 
     /// Answers the embedded backend decodes together (one batched context)
-    /// [default: the number of cores, at least 2].
+    /// [default: the number of cores, from 2 to 4].
     #[arg(long, env = "LLM_CHAT_EMBEDDED_PARALLEL",
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub embedded_parallel: Option<u32>,
@@ -224,9 +224,12 @@ impl Config {
         self.embedded_threads.unwrap_or_else(Self::cores)
     }
 
+    /// Two answers at once even on one core (batching makes the second one
+    /// cheap); at most four by default, since each slot holds a context
+    /// window of KV cache.
     pub fn embedded_parallel(&self) -> u32 {
         self.embedded_parallel
-            .unwrap_or_else(|| Self::cores().max(2))
+            .unwrap_or_else(|| Self::cores().clamp(2, 4))
     }
 
     /// Where Ollama is, from OLLAMA_URL, else OLLAMA_HOST + OLLAMA_PORT.

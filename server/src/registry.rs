@@ -2,6 +2,7 @@
 //! routes each request to the backend that serves its `model`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use app::api::{BackendKind, ModelInfo};
@@ -18,6 +19,9 @@ pub struct Registry {
     /// The first backend that answered the last listing: it gets names no
     /// backend listed, so its own "not found" reaches the client.
     fallback: RwLock<usize>,
+    /// Whether each backend answered its last listing, so that a backend
+    /// going down or coming back is logged once, not at every listing.
+    reachable: Vec<AtomicBool>,
 }
 
 impl Registry {
@@ -27,6 +31,7 @@ impl Registry {
             "the registry needs at least one backend"
         );
         Self {
+            reachable: backends.iter().map(|_| AtomicBool::new(true)).collect(),
             backends,
             routes: RwLock::new(HashMap::new()),
             fallback: RwLock::new(0),
@@ -46,8 +51,13 @@ impl Registry {
         let mut first_error = None;
         let mut first_listed = None;
         for (index, listing) in listings.into_iter().enumerate() {
+            let backend = self.backends[index].kind().as_str();
+            let was_reachable = self.reachable[index].swap(listing.is_ok(), Ordering::Relaxed);
             match listing {
                 Ok(listed) => {
+                    if !was_reachable {
+                        tracing::info!(backend, "backend reachable again; its models are listed");
+                    }
                     first_listed.get_or_insert(index);
                     for model in listed {
                         if !routes.contains_key(&model.name) {
@@ -57,8 +67,11 @@ impl Registry {
                     }
                 }
                 Err(error) => {
-                    let backend = self.backends[index].kind();
-                    tracing::warn!(backend = backend.as_str(), %error, "cannot list models");
+                    if was_reachable {
+                        tracing::warn!(backend, %error, "cannot list models; leaving them out until the backend answers");
+                    } else {
+                        tracing::debug!(backend, %error, "cannot list models");
+                    }
                     first_error.get_or_insert(error);
                 }
             }
@@ -104,7 +117,9 @@ impl Registry {
     /// Logs, once at start, which backends can serve. A backend that is down
     /// is a warning, not a failure: its models appear once it is up.
     pub async fn log_backends(&self) {
-        for health in self.health().await {
+        for (index, health) in self.health().await.into_iter().enumerate() {
+            // Said here; the listings need not say it again.
+            self.reachable[index].store(health.ready, Ordering::Relaxed);
             let backend = health.backend.as_str();
             if health.ready {
                 tracing::info!(

@@ -181,7 +181,11 @@ async fn a_client_that_leaves_stops_the_decode_loop() {
     let mut response = app
         .post_json(
             "/api/v1/chat/stream",
-            ask("Count to one thousand.", json!({"num_predict": 2000})),
+            // Seeded: a base model sampled freely may end its turn early.
+            ask(
+                "Count to one thousand.",
+                json!({"num_predict": 2000, "seed": 1}),
+            ),
         )
         .await;
     read_frames(&mut response, 3).await;
@@ -249,7 +253,7 @@ async fn healthz_stays_fast_during_generation() {
         let mut response = app
             .post_json(
                 "/api/v1/chat/stream",
-                ask(question, json!({"num_predict": 300})),
+                ask(question, json!({"num_predict": 300, "seed": 1})),
             )
             .await;
         read_frames(&mut response, 1).await;
@@ -291,7 +295,7 @@ async fn past_the_queue_the_answer_is_503() {
     let mut running = app
         .post_json(
             "/api/v1/chat/stream",
-            ask("Talk at length.", json!({"num_predict": 500})),
+            ask("Talk at length.", json!({"num_predict": 500, "seed": 1})),
         )
         .await;
     read_frames(&mut running, 1).await;
@@ -387,4 +391,56 @@ async fn readyz_reports_the_embedded_backend_up_and_ollama_down() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["backends"]["embedded"]["ready"], true);
     assert_eq!(body["backends"]["ollama"]["ready"], false);
+}
+
+async fn reply(app: &TestApp, request: Value) -> String {
+    let response = app.post_json("/api/v1/chat", request).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["message"]["content"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_stop_sequence_ends_the_reply_before_it() {
+    let (app, _) = spawn_embedded(settings()).await;
+    let question = "Describe the sea in a few sentences.";
+    let greedy = json!({"temperature": 0, "num_predict": 40});
+    let full = reply(&app, ask(question, greedy.clone())).await;
+    // A word from the middle of the greedy answer.
+    let words: Vec<&str> = full.split_whitespace().collect();
+    assert!(words.len() >= 6, "a long enough answer: {full:?}");
+    let stop = words[words.len() / 2];
+
+    let mut options = greedy;
+    options["stop"] = json!([stop]);
+    let cut = reply(&app, ask(question, options)).await;
+
+    let expected = &full[..full.find(stop).unwrap()];
+    assert_eq!(cut.trim_end(), expected.trim_end(), "full answer: {full:?}");
+}
+
+#[tokio::test]
+async fn top_k_one_samples_what_greedy_decoding_picks() {
+    let (app, _) = spawn_embedded(settings()).await;
+    let question = "Name three colours.";
+    let greedy = reply(
+        &app,
+        ask(question, json!({"temperature": 0, "num_predict": 24})),
+    )
+    .await;
+
+    // However hot the temperature and whatever the seed, one candidate
+    // leaves no choice (top_p is accepted alongside; the repeat penalty,
+    // left at its default, applies to both).
+    let sampled = reply(
+        &app,
+        ask(
+            question,
+            json!({"temperature": 1.5, "seed": 9, "top_k": 1, "top_p": 0.9, "num_predict": 24}),
+        ),
+    )
+    .await;
+
+    assert!(!greedy.is_empty());
+    assert_eq!(sampled, greedy);
 }

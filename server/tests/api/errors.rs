@@ -200,8 +200,16 @@ async fn a_dead_upstream_is_502_before_any_stream() {
             json!({"model": "llama3.2", "prompt": "Hi"}),
         ),
         (
+            "/api/v1/chat",
+            json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Hi"}]}),
+        ),
+        (
             "/api/v1/chat/stream",
             json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Hi"}]}),
+        ),
+        (
+            "/api/v1/generations",
+            json!({"model": "llama3.2", "prompt": "Hi"}),
         ),
     ] {
         let message = error_of(app.post_json(path, body).await, 502).await;
@@ -219,11 +227,18 @@ async fn an_upstream_that_sends_no_headers_is_504_within_the_timeout() {
         config.ollama_timeout = Duration::from_millis(400);
     })
     .await;
-    for path in ["/api/v1/generate", "/api/v1/generate/stream"] {
+    let prompt = json!({"model": "llama3.2", "prompt": "Hi"});
+    let chat = json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Hi"}]});
+    let requests = [
+        ("/api/v1/generate", &prompt),
+        ("/api/v1/generate/stream", &prompt),
+        ("/api/v1/chat", &chat),
+        ("/api/v1/chat/stream", &chat),
+        ("/api/v1/generations", &prompt),
+    ];
+    for (path, body) in requests {
         let started = Instant::now();
-        let response = app
-            .post_json(path, json!({"model": "llama3.2", "prompt": "Hi"}))
-            .await;
+        let response = app.post_json(path, body.clone()).await;
         let elapsed = started.elapsed();
         let message = error_of(response, 504).await;
         assert_eq!(message, "ollama did not answer within 400ms");
@@ -239,10 +254,10 @@ async fn an_upstream_that_sends_no_headers_is_504_within_the_timeout() {
                 .iter()
                 .filter(|e| matches!(e, fake_ollama::FakeEvent::Disconnected { .. }))
                 .count()
-                == 2
+                == requests.len()
         })
         .await;
-    assert!(disconnects.is_some(), "the fake saw both requests dropped");
+    assert!(disconnects.is_some(), "the fake saw every request dropped");
 }
 
 #[tokio::test]

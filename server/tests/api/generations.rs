@@ -431,3 +431,65 @@ async fn shutdown_ends_generation_streams_with_the_event() {
         r#"{"error":"server shutting down"}"#
     );
 }
+
+#[tokio::test]
+async fn the_state_holds_the_text_so_far_while_running() {
+    let app = spawn_app(slow(50, 30)).await;
+    let (id, url) = create(&app, chat_body()).await;
+    let mut subscriber = events(&app, &url, None).await;
+    let seen = read_frames(&mut subscriber, 4).await;
+
+    let state: Value = app
+        .get(&format!("/api/v1/generations/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(state["status"], "running");
+    let text = state["text"].as_str().unwrap();
+    // At least what the subscriber has read, and those tokens come first.
+    assert!(text.starts_with(&streamed_text(&seen)), "{text:?}");
+    assert!(state["tokens"].as_u64().unwrap() >= 3, "{state}");
+    assert_eq!(state["stats"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_generation_whose_reader_left_is_cancelled_after_the_grace_period() {
+    let app = spawn_app_with(slow(500, 20), |config| {
+        config.generation_grace = Duration::from_millis(300);
+    })
+    .await;
+    let (id, url) = create(&app, chat_body()).await;
+    let mut subscriber = events(&app, &url, None).await;
+    read_frames(&mut subscriber, 3).await;
+    drop(subscriber);
+    let left = std::time::Instant::now();
+
+    let seen = app
+        .fake()
+        .events()
+        .wait_for(Duration::from_secs(3), |events| {
+            events
+                .iter()
+                .any(|e| matches!(e, FakeEvent::Disconnected { .. }))
+        })
+        .await;
+
+    let after = left.elapsed();
+    assert!(seen.is_some(), "the upstream request was dropped");
+    assert!(
+        after >= Duration::from_millis(250),
+        "kept for the grace period first: {after:?}"
+    );
+    let state: Value = app
+        .get(&format!("/api/v1/generations/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["status"], "cancelled");
+    // The text read so far is kept for a reconnect within the TTL.
+    assert!(!state["text"].as_str().unwrap().is_empty());
+    assert_eq!(app.state.generations.running(), 0);
+}

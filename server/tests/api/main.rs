@@ -11,5 +11,6 @@ mod helpers;
 mod models;
 mod openapi;
 mod page;
+mod process;
 mod shutdown;
 mod streaming;

@@ -52,3 +52,65 @@ async fn a_dead_ollama_is_a_502_that_says_where_it_looked() {
     );
     assert!(error.contains("refused"), "{error}");
 }
+
+#[tokio::test]
+async fn ollamas_models_appear_once_it_comes_up_without_a_restart() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use fake_ollama::{FakeOllama, FakeState, default_models};
+    use llm_chat::backend::embedded::{EmbeddedBackend, EmbeddedSettings};
+    use llm_chat::backend::ollama::{OllamaBackend, OllamaSettings};
+
+    // An address where nothing listens yet.
+    let addr = crate::helpers::dead_address().await;
+    let ollama = OllamaBackend::new(OllamaSettings {
+        url: format!("http://{addr}").parse().unwrap(),
+        timeout: Duration::from_secs(2),
+        tcp_keep_alive: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(30),
+    })
+    .unwrap();
+    // An embedded backend with an empty models directory: up, with no models.
+    let empty = std::env::temp_dir().join(format!("llm-chat-no-models-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let embedded = EmbeddedBackend::new(EmbeddedSettings {
+        models_dir: empty.clone(),
+        threads: 1,
+        parallel: 1,
+        queue: 1,
+        context_size: 512,
+        keep_alive: None,
+    });
+    let app = crate::helpers::spawn_app_over(vec![Arc::new(ollama), embedded]).await;
+
+    let before: Value = app.get("/api/v1/models").await.json().await.unwrap();
+    assert_eq!(before["models"], serde_json::json!([]), "{before}");
+
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let _fake = FakeOllama::serve(
+        listener,
+        FakeState::new(default_models(), Behavior::default()),
+    )
+    .unwrap();
+
+    let after: Value = app.get("/api/v1/models").await.json().await.unwrap();
+    let names: Vec<(&str, &str)> = after["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap(), m["backend"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [("llama3.2:latest", "ollama"), ("qwen2.5:0.5b", "ollama")]
+    );
+    let answered = app
+        .post_json(
+            "/api/v1/chat",
+            serde_json::json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Hi"}]}),
+        )
+        .await;
+    assert_eq!(answered.status(), 200);
+    let _ = std::fs::remove_dir(empty);
+}

@@ -59,6 +59,47 @@ async fn sse_is_never_compressed_while_json_is() {
     );
     assert_eq!(models.headers()["content-encoding"], "gzip");
     assert_eq!(whole.headers()["content-encoding"], "gzip");
+
+    // The page is compressed too; a generation's events never are.
+    let page = app
+        .client
+        .get(app.url("/"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert_eq!(page.headers()["content-encoding"], "gzip");
+    let created: serde_json::Value = app
+        .post_json(
+            "/api/v1/generations",
+            json!({"model": "llama3.2", "prompt": "Hi"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let events = app
+        .client
+        .get(app.url(created["events_url"].as_str().unwrap()))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    assert!(events.headers().get("content-encoding").is_none());
+    assert!(
+        events
+            .text()
+            .await
+            .unwrap()
+            .starts_with("retry: 1000\n\nid: 1\n")
+    );
 }
 
 #[tokio::test]

@@ -129,4 +129,86 @@ mod tests {
             "Be brief.\n\nUser: What is the capital of France?\nAssistant: Paris.\nUser: And of Italy?\nAssistant:"
         );
     }
+
+    /// The default model (a base model, with no template of its own), as
+    /// `make setup` puts it in place.
+    fn default_model() -> LlamaModel {
+        let dir = std::env::var_os("LLM_CHAT_MODELS_DIR").map_or_else(
+            || {
+                std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                    .join(".cache/llm-chat/models")
+            },
+            std::path::PathBuf::from,
+        );
+        let backend = super::super::engine::llama_backend().expect("llama.cpp starts");
+        LlamaModel::load_from_file(
+            backend,
+            dir.join("gemma-3-270m-q4_k_m.gguf"),
+            &llama_cpp_2::model::params::LlamaModelParams::default(),
+        )
+        .expect("the default model loads (run `make setup`)")
+    }
+
+    fn detokenize(model: &LlamaModel, tokens: &[LlamaToken]) -> String {
+        let vocab = model.vocab();
+        tokens
+            .iter()
+            .map(|&token| {
+                String::from_utf8_lossy(&vocab.token_to_piece(token, true, None)).into_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_chat_template_shapes_the_prompt_and_needs_no_stops() {
+        let model = default_model();
+        let template = LlamaChatTemplate::new("chatml").unwrap();
+        let messages = [
+            ChatMessage::new(Role::System, "Be brief."),
+            ChatMessage::new(Role::User, "Hi"),
+        ];
+
+        let prompt = build(&model, Some(&template), &messages, &[], &["END".into()]);
+
+        let text = detokenize(&model, &prompt.tokens);
+        assert!(
+            text.contains("<|im_start|>system\nBe brief.<|im_end|>"),
+            "{text:?}"
+        );
+        assert!(text.ends_with("<|im_start|>assistant\n"), "{text:?}");
+        // The template marks turns itself: only the request's own stops.
+        assert_eq!(prompt.stops, ["END"]);
+        assert!(!prompt.trim_start);
+        assert_eq!(prompt.default_max_tokens, None);
+        assert_eq!(
+            prompt
+                .tokens
+                .iter()
+                .filter(|&&t| t == model.vocab().bos())
+                .count(),
+            1,
+            "one BOS token"
+        );
+    }
+
+    #[test]
+    fn without_a_template_the_prompt_is_a_transcript_with_stops() {
+        let model = default_model();
+        let messages = [ChatMessage::new(Role::User, "Hi <start_of_turn>")];
+
+        let prompt = build(&model, None, &messages, &[], &[]);
+
+        let text = detokenize(&model, &prompt.tokens);
+        assert!(
+            text.ends_with("User: Hi <start_of_turn>\nAssistant:"),
+            "{text:?}"
+        );
+        assert_eq!(prompt.stops, TRANSCRIPT_STOPS);
+        assert!(prompt.trim_start);
+        assert_eq!(prompt.default_max_tokens, Some(TRANSCRIPT_MAX_TOKENS));
+        // User text is never read as special tokens.
+        let start_of_turn = model.vocab().tokenize(b"<start_of_turn>", false, true);
+        assert_eq!(start_of_turn.len(), 1, "a special token in this vocabulary");
+        assert!(!prompt.tokens.contains(&start_of_turn[0]));
+    }
 }

@@ -1,0 +1,232 @@
+//! The `llm-chat` binary as a user runs it: its help, its start-up errors,
+//! its request logs, and SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use fake_ollama::{Behavior, FakeOllama};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::read_frames;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The binary, run where no `.env` file can change its settings.
+fn llm_chat() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_llm-chat"));
+    command
+        .current_dir(std::env::temp_dir())
+        .env_remove("RUST_LOG")
+        .env("LLM_CHAT_EMBEDDED", "false")
+        .kill_on_drop(true);
+    command
+}
+
+/// The environment variables `--help` names, in order.
+async fn documented_variables() -> Vec<String> {
+    let output = llm_chat().arg("--help").output().await.unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    help.split("[env: ")
+        .skip(1)
+        .map(|rest| rest.split(['=', ']']).next().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn help_env_example_and_readme_name_the_same_settings() {
+    let variables = documented_variables().await;
+    for expected in [
+        "LLM_CHAT_ADDR",
+        "OLLAMA_URL",
+        "OLLAMA_HOST",
+        "OLLAMA_PORT",
+        "OLLAMA_HTTP_CLIENT_TIMEOUT_SECONDS",
+        "OLLAMA_HTTP_CLIENT_KEEP_ALIVE_SECONDS",
+        "OLLAMA_HTTP_CLIENT_IDLE_CONN_TIMEOUT_SECONDS",
+        "LLM_CHAT_BODY_LIMIT_BYTES",
+        "LLM_CHAT_SSE_KEEP_ALIVE_SECONDS",
+        "LLM_CHAT_SHUTDOWN_GRACE_SECONDS",
+        "LOG_FORMAT",
+    ] {
+        assert!(
+            variables.iter().any(|v| v == expected),
+            "--help lacks {expected}"
+        );
+    }
+    let env_example = std::fs::read_to_string(repo_root().join(".env.example")).unwrap();
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    for variable in &variables {
+        assert!(
+            env_example.contains(&format!("{variable}=")),
+            ".env.example lacks {variable}"
+        );
+        assert!(
+            readme.contains(&format!("`{variable}`")),
+            "README's configuration table lacks {variable}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_setting_stops_the_start_and_names_the_flag() {
+    let output = llm_chat()
+        .env("LLM_CHAT_BODY_LIMIT_BYTES", "lots")
+        .output()
+        .await
+        .unwrap();
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("lots") && stderr.contains("--body-limit"),
+        "{stderr}"
+    );
+}
+
+/// The running binary, its address, and its log lines (JSON) as they come.
+struct Running {
+    child: Child,
+    url: String,
+    logs: tokio::sync::mpsc::UnboundedReceiver<Value>,
+}
+
+async fn start(fake: &FakeOllama) -> Running {
+    let mut child = llm_chat()
+        .env("LLM_CHAT_ADDR", "127.0.0.1:0")
+        .env("OLLAMA_URL", fake.url())
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .env("LLM_CHAT_SHUTDOWN_GRACE_SECONDS", "3")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (send, mut logs) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let entry: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|_| panic!("a log line that is not JSON: {line}"));
+            if send.send(entry).is_err() {
+                break;
+            }
+        }
+    });
+    let url = loop {
+        let entry = tokio::time::timeout(Duration::from_secs(10), logs.recv())
+            .await
+            .expect("the server logs its address")
+            .expect("the server is running");
+        let message = entry["message"].as_str().unwrap_or_default();
+        if let Some(url) = message.strip_prefix("llm-chat listening on ") {
+            break url.to_string();
+        }
+    };
+    Running { child, url, logs }
+}
+
+#[tokio::test]
+async fn requests_are_logged_with_their_fields_and_never_their_prompt() {
+    let fake = FakeOllama::start(Behavior::default()).await.unwrap();
+    let mut server = start(&fake).await;
+    let client = reqwest::Client::new();
+
+    let response = client
+        .post(format!("{}/api/v1/generate", server.url))
+        .header("x-request-id", "trace-me-42")
+        .body(r#"{"model":"llama3.2","prompt":"my secret prompt"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-request-id"], "trace-me-42");
+    response.text().await.unwrap();
+
+    let mut seen = Vec::new();
+    let completed = loop {
+        let entry = tokio::time::timeout(Duration::from_secs(5), server.logs.recv())
+            .await
+            .expect("the request is logged")
+            .unwrap();
+        seen.push(entry.to_string());
+        if entry["message"] == "request completed" {
+            break entry;
+        }
+    };
+    let started = seen
+        .iter()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .find(|entry| entry["message"] == "request started")
+        .expect("a request started line");
+    for entry in [&started, &completed] {
+        let span = &entry["span"];
+        assert_eq!(entry["level"], "INFO");
+        assert_eq!(span["method"], "POST", "{entry}");
+        assert_eq!(span["path"], "/api/v1/generate", "{entry}");
+        assert_eq!(span["request_id"], "trace-me-42", "{entry}");
+        assert!(
+            span["remote"].as_str().unwrap().starts_with("127.0.0.1:"),
+            "{entry}"
+        );
+    }
+    assert_eq!(completed["status"], 200);
+    assert!(completed["latency_ms"].as_f64().unwrap() > 0.0);
+    assert!(
+        seen.iter().all(|line| !line.contains("secret prompt")),
+        "a prompt reached the logs: {seen:#?}"
+    );
+    server.child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_ends_open_streams_with_an_event_and_exits_within_the_grace() {
+    let fake = FakeOllama::start(Behavior {
+        tokens: 10_000,
+        token_delay_ms: 20,
+        ..Behavior::default()
+    })
+    .await
+    .unwrap();
+    let mut server = start(&fake).await;
+    let mut stream = reqwest::Client::new()
+        .post(format!("{}/api/v1/generate/stream", server.url))
+        .body(r#"{"model":"llama3.2","prompt":"Go on"}"#)
+        .send()
+        .await
+        .unwrap();
+    read_frames(&mut stream, 2).await;
+
+    let pid = server.child.id().unwrap().to_string();
+    let signalled = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(signalled.success());
+
+    let rest = tokio::time::timeout(Duration::from_secs(5), stream.text())
+        .await
+        .expect("the stream ends")
+        .expect("the stream ends cleanly");
+    assert!(
+        rest.ends_with("event: error\ndata: {\"error\":\"server shutting down\"}\n\n"),
+        "{rest}"
+    );
+    let exit = tokio::time::timeout(Duration::from_secs(5), server.child.wait())
+        .await
+        .expect("the server exits within its grace period")
+        .unwrap();
+    assert!(exit.success(), "{exit}");
+    // And it no longer accepts connections.
+    assert!(
+        reqwest::get(format!("{}/healthz", server.url))
+            .await
+            .is_err()
+    );
+}
