@@ -50,6 +50,9 @@ pub struct Target {
     pub model: String,
     /// LiteLLM's master key.
     pub api_key: Option<String>,
+    /// The tokens the upstream sends per answer: a stream that ends with
+    /// another count lost or invented some, and counts as an error.
+    pub expected_tokens: Option<u64>,
 }
 
 impl Target {
@@ -144,6 +147,14 @@ impl Target {
                 return record;
             }
             if read.done {
+                if let Some(expected) = self.expected_tokens
+                    && record.tokens != expected
+                {
+                    record.error = Some(format!(
+                        "{} tokens arrived of the {expected} sent",
+                        record.tokens
+                    ));
+                }
                 return record;
             }
         }

@@ -114,11 +114,19 @@ pub fn fake_ollama(bin: &Path) -> Result<Service, String> {
     )
 }
 
+/// How llm-chat's embedded backend is set up for a run.
+pub struct Embedded<'a> {
+    pub models_dir: &'a Path,
+    pub threads: usize,
+    pub parallel: usize,
+    pub context_size: usize,
+}
+
 pub fn llm_chat(
     bin: &Path,
     root: &Path,
     ollama_url: &str,
-    embedded: Option<&Path>,
+    embedded: Option<Embedded<'_>>,
 ) -> Result<Service, String> {
     let port = free_port();
     let mut command = Command::new(bin);
@@ -138,8 +146,15 @@ pub fn llm_chat(
             std::env::var("BENCH_GATEWAY_LOG").unwrap_or_else(|_| "info".into()),
         )
         .env("LOG_FORMAT", "json");
-    if let Some(dir) = embedded {
-        command.env("LLM_CHAT_MODELS_DIR", dir);
+    if let Some(embedded) = embedded {
+        command
+            .env("LLM_CHAT_MODELS_DIR", embedded.models_dir)
+            .env("LLM_CHAT_EMBEDDED_THREADS", embedded.threads.to_string())
+            .env("LLM_CHAT_EMBEDDED_PARALLEL", embedded.parallel.to_string())
+            .env(
+                "LLM_CHAT_EMBEDDED_CONTEXT_SIZE",
+                embedded.context_size.to_string(),
+            );
     }
     spawn("llm-chat", format!("http://127.0.0.1:{port}"), &mut command)
 }
