@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
 use tokio::sync::Barrier;
+use tokio::task::JoinSet;
 
 use crate::paths::Target;
 use crate::stats::{StreamRecord, Summary};
@@ -33,12 +33,15 @@ pub async fn run_concurrent(
     prompt: &str,
 ) -> Summary {
     let started = Instant::now();
-    let clients = (0..concurrency).map(|index| {
+    // A JoinSet aborts its tasks when dropped: a run given up on (see the
+    // bench's time bound) leaves no client behind to load the next one.
+    let mut clients = JoinSet::new();
+    for index in 0..concurrency {
         let target = target.clone();
         let client = client.clone();
         let prompt = prompt.to_string();
         let offset = stream_duration.mul_f64(index as f64 / concurrency as f64);
-        tokio::spawn(async move {
+        clients.spawn(async move {
             tokio::time::sleep(offset).await;
             let mut records = Vec::with_capacity(rounds);
             for _ in 0..rounds {
@@ -46,20 +49,9 @@ pub async fn run_concurrent(
             }
             records.remove(0);
             records
-        })
-    });
-    let records: Vec<StreamRecord> = join_all(clients)
-        .await
-        .into_iter()
-        .flat_map(|joined| {
-            joined.unwrap_or_else(|error| {
-                vec![StreamRecord {
-                    error: Some(format!("task failed: {error}")),
-                    ..StreamRecord::default()
-                }]
-            })
-        })
-        .collect();
+        });
+    }
+    let records: Vec<StreamRecord> = clients.join_all().await.into_iter().flatten().collect();
     Summary::of(&records, started.elapsed())
 }
 
@@ -73,26 +65,18 @@ pub async fn run_streams(
 ) -> Summary {
     let barrier = Arc::new(Barrier::new(concurrency));
     let started = Instant::now();
-    let streams = (0..concurrency).map(|_| {
+    let mut streams = JoinSet::new();
+    for _ in 0..concurrency {
         let barrier = barrier.clone();
         let target = target.clone();
         let client = client.clone();
         let prompt = prompt.to_string();
-        tokio::spawn(async move {
+        streams.spawn(async move {
             barrier.wait().await;
             target.measure(&client, &prompt).await
-        })
-    });
-    let records: Vec<StreamRecord> = join_all(streams)
-        .await
-        .into_iter()
-        .map(|joined| {
-            joined.unwrap_or_else(|error| StreamRecord {
-                error: Some(format!("task failed: {error}")),
-                ..StreamRecord::default()
-            })
-        })
-        .collect();
+        });
+    }
+    let records: Vec<StreamRecord> = streams.join_all().await;
     Summary::of(&records, started.elapsed())
 }
 

@@ -211,7 +211,8 @@ impl Results {
             .map(|s| s.summary.tokens_per_second());
         let litellm = self
             .saturation_of(PathKind::LiteLlm)
-            .map(|s| s.summary.tokens_per_second());
+            .map(|s| s.summary.tokens_per_second())
+            .filter(|rate| *rate > 0.0);
         for path in [PathKind::GenerateStream, PathKind::Generations] {
             let Some(ours) = self
                 .saturation_of(path)
@@ -312,13 +313,25 @@ impl Results {
         );
         for (level, streams) in self.concurrencies.iter().enumerate() {
             let direct = self.latency_of(PathKind::Direct, level);
-            let litellm = self.latency_of(PathKind::LiteLlm, level).zip(direct);
+            let litellm = self
+                .latency_of(PathKind::LiteLlm, level)
+                .filter(|l| l.measured())
+                .zip(direct);
             let litellm_added50 = litellm.map(|(l, d)| l.ttft_p50_ms - d.ttft_p50_ms);
             let litellm_added99 = litellm.map(|(l, d)| l.ttft_p99_ms - d.ttft_p99_ms);
             for &path in &self.paths {
                 let Some(summary) = self.latency_of(path, level) else {
                     continue;
                 };
+                if !summary.measured() {
+                    let _ = writeln!(
+                        md,
+                        "| {streams} | {} | — | — | — | — | — | — | — | — | {} |",
+                        path.label(),
+                        errors_cell(summary.errors, summary.first_error.as_deref()),
+                    );
+                    continue;
+                }
                 let (added50, added99) = match (path, direct) {
                     (PathKind::Direct, _) | (_, None) => ("—".to_string(), "—".to_string()),
                     (_, Some(d)) => (

@@ -47,6 +47,11 @@ impl Summary {
         }
     }
 
+    /// Whether any stream got through: percentiles mean something.
+    pub fn measured(&self) -> bool {
+        self.streams > self.errors
+    }
+
     pub fn tokens_per_second(&self) -> f64 {
         self.tokens as f64 / self.wall.as_secs_f64().max(1e-9)
     }

@@ -11,6 +11,7 @@ export interface Behavior {
   token_delay_ms?: number;
   headers_delay_ms?: number;
   hang_before_headers?: boolean;
+  status_before_body?: number;
   fail_after?: number;
   malformed_after?: number;
   truncate_after?: number;

@@ -19,6 +19,9 @@ pub struct Behavior {
     pub headers_delay_ms: u64,
     /// Never send response headers (until the client gives up).
     pub hang_before_headers: bool,
+    /// Answer with this status and Ollama's error body (`error_message`)
+    /// instead of a stream, as Ollama does when a model fails to load.
+    pub status_before_body: Option<u16>,
     /// After this many tokens, send Ollama's `{"error": …}` line and end.
     pub fail_after: Option<usize>,
     /// After this many tokens, send a line that is not JSON and end.
@@ -28,7 +31,7 @@ pub struct Behavior {
     /// Put the last token's text in the `done: true` chunk, as Ollama
     /// sometimes does (the Go API dropped that text).
     pub text_in_final_chunk: bool,
-    /// The message of `fail_after`'s error line.
+    /// The message of `fail_after`'s error line and `status_before_body`'s body.
     pub error_message: String,
 }
 
@@ -40,6 +43,7 @@ impl Default for Behavior {
             token_delay_ms: 0,
             headers_delay_ms: 0,
             hang_before_headers: false,
+            status_before_body: None,
             fail_after: None,
             malformed_after: None,
             truncate_after: None,

@@ -103,6 +103,12 @@ async fn answer(state: FakeState, endpoint: Endpoint, body: Bytes) -> Response {
         std::future::pending::<()>().await;
     }
     tokio::time::sleep(behavior.headers_delay()).await;
+    if let Some(code) = behavior.status_before_body {
+        // A deliberate end, not a client that left.
+        guard.finish();
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return error(status, behavior.error_message);
+    }
 
     let answer = Answer::new(endpoint, model, behavior, &request);
     if request["stream"].as_bool() == Some(false) {

@@ -261,6 +261,31 @@ async fn an_upstream_that_sends_no_headers_is_504_within_the_timeout() {
 }
 
 #[tokio::test]
+async fn an_upstream_server_error_is_502_with_ollamas_message_on_every_endpoint() {
+    let behavior = Behavior {
+        status_before_body: Some(500),
+        error_message: "llama runner process has terminated".into(),
+        ..Behavior::default()
+    };
+    let app = spawn_app(behavior).await;
+    let prompt = json!({"model": "llama3.2", "prompt": "Hi"});
+    let chat = json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Hi"}]});
+    for (path, body) in [
+        ("/api/v1/generate", &prompt),
+        ("/api/v1/generate/stream", &prompt),
+        ("/api/v1/chat", &chat),
+        ("/api/v1/chat/stream", &chat),
+        ("/api/v1/generations", &chat),
+    ] {
+        let message = error_of(app.post_json(path, body.clone()).await, 502).await;
+        assert_eq!(
+            message, "ollama answered 500: llama runner process has terminated",
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_failure_mid_answer_of_a_whole_request_is_502_with_ollamas_message() {
     let behavior = Behavior {
         fail_after: Some(0),
