@@ -152,7 +152,7 @@ impl Plan {
             } else if args.quick {
                 3
             } else {
-                5
+                7
             },
             litellm_saturation_tokens,
             idle_streams,
@@ -329,7 +329,11 @@ async fn relay_rows(
     // spell of the machine hits all paths alike, and the report takes medians.
     let mut runs: Vec<Vec<SaturationRun>> = targets.iter().map(|_| Vec::new()).collect();
     for round in 0..plan.saturation_rounds {
-        for (index, target) in targets.iter().enumerate() {
+        // Each round starts with another path, so no path always runs just
+        // after the same one.
+        let order = (0..targets.len()).map(|i| (i + round) % targets.len());
+        for index in order {
+            let target = &targets[index];
             let litellm = target.kind == PathKind::LiteLlm;
             if litellm && round > 0 {
                 continue;
@@ -542,8 +546,8 @@ fn default_models_dir() -> PathBuf {
 
 /// The embedded backend served by llm-chat against llama-cpp-2 raw, with 1
 /// and 2 streams. Served and raw runs alternate (which goes first alternates
-/// too), five times each, and the medians are reported: these machines are
-/// noisy. Both decode greedily, so
+/// too), several times each, and the medians are reported: these machines
+/// are noisy. Both decode greedily, so
 /// for the same prompt they produce the same tokens; rates are compared over
 /// the tokens both produced.
 async fn embedded_rows(
@@ -552,7 +556,9 @@ async fn embedded_rows(
     dir: &Path,
     tokens: usize,
 ) -> Result<Vec<EmbeddedRow>, String> {
-    const REPEATS: usize = 5;
+    // A full run takes nine pairs: with five, the median swung ±8% between
+    // full runs here.
+    let repeats = if args.quick || args.smoke { 5 } else { 9 };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let questions = [
         "Write a long story about a lighthouse keeper.",
@@ -599,7 +605,7 @@ async fn embedded_rows(
         let mut raw_rates = Vec::new();
         let mut raw_ttfts = Vec::new();
         let mut errors = 0;
-        for repeat in 0..REPEATS {
+        for repeat in 0..repeats {
             let run_raw = || {
                 let (raw, settings, prompts) = (raw.clone(), settings.clone(), prompts.clone());
                 tokio::task::spawn_blocking(move || raw.decode(&prompts, tokens, &settings))
@@ -803,7 +809,7 @@ fn describe(results: &mut Results, plan: &Plan, args: &Args) {
         (
             "saturation".into(),
             format!(
-                "{} streams × {} tokens ({} on LiteLLM), no delay upstream; {} rounds, each running every path once in turn \
+                "{} streams × {} tokens ({} on LiteLLM), no delay upstream; {} rounds, each running every path once, starting with a different one each round \
                  (LiteLLM in the first only); the table shows each path's median round, and its ratio to direct is the median of \
                  the per-round ratios",
                 plan.saturation_streams,
@@ -822,8 +828,9 @@ fn describe(results: &mut Results, plan: &Plan, args: &Args) {
         (
             "embedded".into(),
             format!(
-                "{EMBEDDED_MODEL}, greedy, {} tokens per stream",
-                plan.embedded_tokens
+                "{EMBEDDED_MODEL}, greedy, {} tokens per stream; served and raw runs alternate, {} pairs per row, medians",
+                plan.embedded_tokens,
+                if plan.mode == "full" { 9 } else { 5 }
             ),
         ),
         (
