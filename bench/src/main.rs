@@ -245,13 +245,10 @@ async fn relay_rows(
     say("starting fake-ollama and llm-chat");
     let fake = processes::fake_ollama(&args.bin_dir.join("fake-ollama"))?;
     wait_ready(&fake, "/api/version", Duration::from_secs(10)).await?;
-    let gateway = processes::llm_chat(&args.bin_dir.join("llm-chat"), root, &fake.url, None)?;
-    wait_ready(&gateway, "/healthz", Duration::from_secs(20)).await?;
+    let gateway = start_gateway(args, root, &fake).await?;
     let litellm = if plan.litellm {
         say("starting LiteLLM proxy (slow to import)");
-        let litellm = processes::litellm(&args.venv, &fake.url, MODEL, work)?;
-        wait_ready(&litellm, "/health/liveliness", Duration::from_secs(120)).await?;
-        Some(litellm)
+        Some(start_litellm(args, work, &fake).await?)
     } else {
         None
     };
@@ -406,14 +403,9 @@ async fn relay_rows(
     for (kind, count) in runs {
         say(&format!("idle: {count} streams on {}", kind.label()));
         let service = if kind == PathKind::LiteLlm {
-            let litellm = processes::litellm(&args.venv, &fake.url, MODEL, work)?;
-            wait_ready(&litellm, "/health/liveliness", Duration::from_secs(120)).await?;
-            litellm
+            start_litellm(args, work, &fake).await?
         } else {
-            let gateway =
-                processes::llm_chat(&args.bin_dir.join("llm-chat"), root, &fake.url, None)?;
-            wait_ready(&gateway, "/healthz", Duration::from_secs(20)).await?;
-            gateway
+            start_gateway(args, root, &fake).await?
         };
         let target = Target {
             kind,
@@ -463,6 +455,20 @@ async fn relay_rows(
         clear_events(&fake).await;
     }
     Ok(())
+}
+
+/// llm-chat in front of the fake, once it answers.
+async fn start_gateway(args: &Args, root: &Path, fake: &Service) -> Result<Service, String> {
+    let gateway = processes::llm_chat(&args.bin_dir.join("llm-chat"), root, &fake.url, None)?;
+    wait_ready(&gateway, "/healthz", Duration::from_secs(20)).await?;
+    Ok(gateway)
+}
+
+/// LiteLLM in front of the fake, once it answers (it is slow to import).
+async fn start_litellm(args: &Args, work: &Path, fake: &Service) -> Result<Service, String> {
+    let litellm = processes::litellm(&args.venv, &fake.url, MODEL, work)?;
+    wait_ready(&litellm, "/health/liveliness", Duration::from_secs(120)).await?;
+    Ok(litellm)
 }
 
 /// Waits (up to 30 s) until the upstream holds no open answer.

@@ -11,9 +11,9 @@
 //!
 //! Two tasks serve a running generation. The driver reads the backend's
 //! tokens and wakes on every chunk the upstream sends, so it does nothing
-//! else: it only checks an abort flag. The supervisor sleeps until something
-//! may end the generation early (a cancel, the grace period running out, a
-//! shutdown) and aborts the driver with the reason.
+//! else: it only checks an abort flag. A cancel aborts it directly; the
+//! supervisor sleeps until the grace period runs out or the server shuts
+//! down, and then aborts it with that reason.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -181,9 +181,9 @@ async fn run(
     }
 }
 
-/// Ends a running generation early when it is cancelled, when nobody has
-/// listened to it for `grace`, or when the server shuts down; returns as
-/// soon as the driver is gone.
+/// Ends a running generation early when nobody has listened to it for
+/// `grace`, or when the server shuts down; returns as soon as the driver is
+/// gone.
 async fn supervise(
     generation: Arc<Generation>,
     grace: Duration,
@@ -193,7 +193,6 @@ async fn supervise(
     let reason = tokio::select! {
         biased;
         _ = driver_gone => return,
-        () = generation.cancelled.notified() => Ending::Cancelled("the generation was cancelled".into()),
         () = shutdown.triggered() => Ending::Failed("server shutting down".into()),
         () = orphaned(generation.subscribers.subscribe(), grace) => Ending::Cancelled(format!(
             "cancelled: no client listened for {}",
@@ -295,8 +294,6 @@ pub struct Generation {
     changes: Notify,
     /// How many clients are reading the events right now.
     subscribers: watch::Sender<usize>,
-    /// Told by [`Generation::cancel`]; the supervisor listens.
-    cancelled: Notify,
     /// Stops the driver; see [`Generation::stop`].
     abort: AbortHandle,
     /// Why the driver was stopped; the first reason wins.
@@ -389,7 +386,6 @@ impl Generation {
             }),
             changes: Notify::new(),
             subscribers: watch::Sender::new(0),
-            cancelled: Notify::new(),
             abort,
             stop_reason: Mutex::new(None),
         };
@@ -453,11 +449,10 @@ impl Generation {
         self.bump();
     }
 
-    /// Asks the generation to stop; its supervisor aborts the driver, and
-    /// with it the upstream request. Changes nothing once it has finished.
+    /// Stops the generation: its driver is aborted, and with it the
+    /// upstream request. Changes nothing once it has finished.
     pub fn cancel(&self) {
-        // `notify_one` keeps the wake-up if the supervisor is not waiting yet.
-        self.cancelled.notify_one();
+        self.stop(Ending::Cancelled("the generation was cancelled".into()));
     }
 
     /// Aborts the driver, saying why; the first reason given is kept.
@@ -534,6 +529,19 @@ impl Generation {
     /// before reading, so a change made in between is not missed.
     pub fn changes(&self) -> tokio::sync::futures::Notified<'_> {
         self.changes.notified()
+    }
+
+    /// Resolves once the generation has ended: done, failed or cancelled.
+    pub async fn ended(&self) {
+        loop {
+            let changed = self.changes();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            if self.status() != GenerationStatus::Running {
+                return;
+            }
+            changed.await;
+        }
     }
 
     /// Counts a subscriber until the guard is dropped.
@@ -683,13 +691,7 @@ mod tests {
             send.send(StreamEvent::Token(token.clone())).unwrap();
         }
         send.send(StreamEvent::Done(Completion::default())).unwrap();
-        let mut changes = std::pin::pin!(generation.changes());
-        changes.as_mut().enable();
-        while generation.status() == GenerationStatus::Running {
-            changes.as_mut().await;
-            changes.set(generation.changes());
-            changes.as_mut().enable();
-        }
+        generation.ended().await;
         assert_eq!(generation.status(), GenerationStatus::Done);
         assert_eq!(text_of(&generation), tokens);
     }

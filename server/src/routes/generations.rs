@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use app::api::{
     ChatRequest, CreateGenerationRequest, ErrorBody, GenerateRequest, GenerationCreated,
-    GenerationState, GenerationStatus, TokenChunk,
+    GenerationState, TokenChunk,
 };
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -151,19 +151,8 @@ pub async fn cancel_generation(
 ) -> Result<Json<GenerationState>, AppError> {
     let generation = find(&state, &id)?;
     generation.cancel();
-    // The generation's tasks settle it at once; wait so the answer says so.
-    let settled = async {
-        loop {
-            let changed = generation.changes();
-            let mut changed = std::pin::pin!(changed);
-            changed.as_mut().enable();
-            if generation.status() != GenerationStatus::Running {
-                break;
-            }
-            changed.await;
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(2), settled).await;
+    // Its task settles it at once; wait so the answer says so.
+    let _ = tokio::time::timeout(Duration::from_secs(2), generation.ended()).await;
     Ok(Json(generation.state()))
 }
 

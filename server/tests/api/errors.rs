@@ -187,31 +187,23 @@ async fn the_default_limit_is_one_mebibyte() {
     error_of(response, 413).await;
 }
 
+/// A valid request to each endpoint that asks the upstream for an answer.
+fn every_generating_request() -> [(&'static str, serde_json::Value); 5] {
+    let prompt = json!({"model": "llama3.2", "prompt": "Hi"});
+    let chat = json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Hi"}]});
+    [
+        ("/api/v1/generate", prompt.clone()),
+        ("/api/v1/generate/stream", prompt.clone()),
+        ("/api/v1/chat", chat.clone()),
+        ("/api/v1/chat/stream", chat),
+        ("/api/v1/generations", prompt),
+    ]
+}
+
 #[tokio::test]
 async fn a_dead_upstream_is_502_before_any_stream() {
     let app = spawn_app_without_ollama().await;
-    for (path, body) in [
-        (
-            "/api/v1/generate",
-            json!({"model": "llama3.2", "prompt": "Hi"}),
-        ),
-        (
-            "/api/v1/generate/stream",
-            json!({"model": "llama3.2", "prompt": "Hi"}),
-        ),
-        (
-            "/api/v1/chat",
-            json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Hi"}]}),
-        ),
-        (
-            "/api/v1/chat/stream",
-            json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Hi"}]}),
-        ),
-        (
-            "/api/v1/generations",
-            json!({"model": "llama3.2", "prompt": "Hi"}),
-        ),
-    ] {
+    for (path, body) in every_generating_request() {
         let message = error_of(app.post_json(path, body).await, 502).await;
         assert!(message.contains("unreachable"), "{path}: {message}");
     }
@@ -227,18 +219,11 @@ async fn an_upstream_that_sends_no_headers_is_504_within_the_timeout() {
         config.ollama_timeout = Duration::from_millis(400);
     })
     .await;
-    let prompt = json!({"model": "llama3.2", "prompt": "Hi"});
-    let chat = json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Hi"}]});
-    let requests = [
-        ("/api/v1/generate", &prompt),
-        ("/api/v1/generate/stream", &prompt),
-        ("/api/v1/chat", &chat),
-        ("/api/v1/chat/stream", &chat),
-        ("/api/v1/generations", &prompt),
-    ];
+    let requests = every_generating_request();
+    let count = requests.len();
     for (path, body) in requests {
         let started = Instant::now();
-        let response = app.post_json(path, body.clone()).await;
+        let response = app.post_json(path, body).await;
         let elapsed = started.elapsed();
         let message = error_of(response, 504).await;
         assert_eq!(message, "ollama did not answer within 400ms");
@@ -254,7 +239,7 @@ async fn an_upstream_that_sends_no_headers_is_504_within_the_timeout() {
                 .iter()
                 .filter(|e| matches!(e, fake_ollama::FakeEvent::Disconnected { .. }))
                 .count()
-                == requests.len()
+                == count
         })
         .await;
     assert!(disconnects.is_some(), "the fake saw every request dropped");
@@ -268,16 +253,8 @@ async fn an_upstream_server_error_is_502_with_ollamas_message_on_every_endpoint(
         ..Behavior::default()
     };
     let app = spawn_app(behavior).await;
-    let prompt = json!({"model": "llama3.2", "prompt": "Hi"});
-    let chat = json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Hi"}]});
-    for (path, body) in [
-        ("/api/v1/generate", &prompt),
-        ("/api/v1/generate/stream", &prompt),
-        ("/api/v1/chat", &chat),
-        ("/api/v1/chat/stream", &chat),
-        ("/api/v1/generations", &chat),
-    ] {
-        let message = error_of(app.post_json(path, body.clone()).await, 502).await;
+    for (path, body) in every_generating_request() {
+        let message = error_of(app.post_json(path, body).await, 502).await;
         assert_eq!(
             message, "ollama answered 500: llama runner process has terminated",
             "{path}"

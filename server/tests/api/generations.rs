@@ -43,6 +43,28 @@ async fn events(app: &TestApp, url: &str, last_event_id: Option<u64>) -> reqwest
     request.send().await.unwrap()
 }
 
+/// The generation's state, as `GET /api/v1/generations/{id}` answers it.
+async fn state(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/api/v1/generations/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Whether the fake upstream saw a client go away within `within`.
+async fn upstream_disconnected(app: &TestApp, within: Duration) -> bool {
+    app.fake()
+        .events()
+        .wait_for(within, |events| {
+            events
+                .iter()
+                .any(|e| matches!(e, FakeEvent::Disconnected { .. }))
+        })
+        .await
+        .is_some()
+}
+
 fn token_ids(frames: &[Frame]) -> Vec<u64> {
     frames
         .iter()
@@ -160,19 +182,9 @@ async fn the_state_shows_progress_then_the_result() {
     )
     .await;
 
-    let running: Value = app
-        .get(&format!("/api/v1/generations/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let running: Value = state(&app, &id).await;
     events(&app, &url, None).await.text().await.unwrap();
-    let done: Value = app
-        .get(&format!("/api/v1/generations/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let done: Value = state(&app, &id).await;
 
     assert_eq!(running["status"], "running");
     assert_eq!(running["model"], "llama3.2");
@@ -207,19 +219,8 @@ async fn delete_cancels_upstream_and_tells_subscribers() {
     let last = rest.last().unwrap();
     assert_eq!(last.event.as_deref(), Some("cancelled"));
     assert_eq!(last.json()["error"], "the generation was cancelled");
-    let seen = app
-        .fake()
-        .events()
-        .wait_for(Duration::from_secs(1), |events| {
-            events
-                .iter()
-                .any(|e| matches!(e, FakeEvent::Disconnected { .. }))
-        })
-        .await;
-    assert!(
-        seen.is_some(),
-        "the upstream request was dropped within 1 s"
-    );
+    let seen = upstream_disconnected(&app, Duration::from_secs(1)).await;
+    assert!(seen, "the upstream request was dropped within 1 s");
     assert_eq!(app.state.generations.running(), 0);
     assert!(app.streams_drain(Duration::from_secs(1)).await);
 }
@@ -232,23 +233,10 @@ async fn a_generation_nobody_reads_is_cancelled_after_the_grace_period() {
     .await;
     let (id, _) = create(&app, chat_body()).await;
 
-    let seen = app
-        .fake()
-        .events()
-        .wait_for(Duration::from_secs(2), |events| {
-            events
-                .iter()
-                .any(|e| matches!(e, FakeEvent::Disconnected { .. }))
-        })
-        .await;
+    let seen = upstream_disconnected(&app, Duration::from_secs(2)).await;
 
-    assert!(seen.is_some(), "the orphan was cancelled upstream");
-    let state: Value = app
-        .get(&format!("/api/v1/generations/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    assert!(seen, "the orphan was cancelled upstream");
+    let state: Value = state(&app, &id).await;
     assert_eq!(state["status"], "cancelled");
     assert!(
         state["error"]
@@ -339,12 +327,7 @@ async fn an_answer_past_the_byte_limit_fails_keeping_what_fit() {
         last.json()["error"],
         "the answer grew past the limit of 12 bytes"
     );
-    let state: Value = app
-        .get(&format!("/api/v1/generations/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let state: Value = state(&app, &id).await;
     assert_eq!(state["status"], "failed");
 }
 
@@ -439,12 +422,7 @@ async fn the_state_holds_the_text_so_far_while_running() {
     let mut subscriber = events(&app, &url, None).await;
     let seen = read_frames(&mut subscriber, 4).await;
 
-    let state: Value = app
-        .get(&format!("/api/v1/generations/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let state: Value = state(&app, &id).await;
 
     assert_eq!(state["status"], "running");
     let text = state["text"].as_str().unwrap();
@@ -466,28 +444,15 @@ async fn a_generation_whose_reader_left_is_cancelled_after_the_grace_period() {
     drop(subscriber);
     let left = std::time::Instant::now();
 
-    let seen = app
-        .fake()
-        .events()
-        .wait_for(Duration::from_secs(3), |events| {
-            events
-                .iter()
-                .any(|e| matches!(e, FakeEvent::Disconnected { .. }))
-        })
-        .await;
+    let seen = upstream_disconnected(&app, Duration::from_secs(3)).await;
 
     let after = left.elapsed();
-    assert!(seen.is_some(), "the upstream request was dropped");
+    assert!(seen, "the upstream request was dropped");
     assert!(
         after >= Duration::from_millis(250),
         "kept for the grace period first: {after:?}"
     );
-    let state: Value = app
-        .get(&format!("/api/v1/generations/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let state: Value = state(&app, &id).await;
     assert_eq!(state["status"], "cancelled");
     // The text read so far is kept for a reconnect within the TTL.
     assert!(!state["text"].as_str().unwrap().is_empty());
