@@ -14,35 +14,68 @@ const STICKY_DISTANCE: i32 = 48;
 pub fn MessageList(turns: RwSignal<Vec<Turn>>) -> impl IntoView {
     let list = NodeRef::<Div>::new();
     // Follow the answer while the reader is at the bottom; stop when they
-    // scroll up to read, resume when they come back down.
-    let follow = RwSignal::new(true);
-    let on_scroll = move |_| {
-        if let Some(list) = list.get_untracked() {
-            let distance = list.scroll_height() - list.scroll_top() - list.client_height();
-            follow.set(distance <= STICKY_DISTANCE);
-        }
-    };
+    // scroll up to read, resume when they come back down. Whether they were
+    // at the bottom is judged against the height before this growth: a
+    // scroll event arrives a frame late, and a token landing in between
+    // would otherwise pull a reader who just scrolled up back down.
+    let seen = StoredValue::new(Seen::default());
     Effect::new(move |_| {
-        turns.with(|turns| {
+        let turn_count = turns.with(|turns| {
             if let Some(last) = turns.last() {
                 last.text.track();
                 last.status.track();
             }
+            turns.len()
         });
-        if follow.get_untracked()
-            && let Some(list) = list.get_untracked()
-        {
-            list.set_scroll_top(list.scroll_height());
+        let Some(list) = list.get_untracked() else {
+            return;
+        };
+        let before = seen.get_value();
+        let view = Viewport {
+            scroll_top: list.scroll_top(),
+            client_height: list.client_height(),
+            scroll_height: list.scroll_height(),
+        };
+        // A new turn (the reader just sent) always brings the bottom into view.
+        if turn_count != before.turn_count || view.was_following(before.scroll_height) {
+            list.set_scroll_top(view.scroll_height);
         }
+        seen.set_value(Seen {
+            turn_count,
+            scroll_height: view.scroll_height,
+        });
     });
 
     view! {
-        <div class="messages" node_ref=list on:scroll=on_scroll>
+        <div class="messages" node_ref=list>
             <Show when=move || turns.with(Vec::is_empty)>
                 <p class="empty-hint">"Pick a model, type a message, press Enter."</p>
             </Show>
             <For each=move || turns.get() key=|turn| turn.id children=|turn| view! { <Bubble turn /> } />
         </div>
+    }
+}
+
+/// What the list looked like when it last followed (or declined to).
+#[derive(Clone, Copy, Default)]
+struct Seen {
+    turn_count: usize,
+    scroll_height: i32,
+}
+
+/// The list's scroll geometry now, in CSS pixels.
+struct Viewport {
+    scroll_top: i32,
+    client_height: i32,
+    scroll_height: i32,
+}
+
+impl Viewport {
+    /// Was the reader at the bottom before the content grew to its current
+    /// height? Nothing to scroll counts as following.
+    fn was_following(&self, height_before: i32) -> bool {
+        self.scroll_height <= self.client_height
+            || height_before - self.scroll_top - self.client_height <= STICKY_DISTANCE
     }
 }
 
@@ -95,5 +128,41 @@ fn Bubble(turn: Turn) -> impl IntoView {
                 stats.get().map(|stats| view! { <p class="message-stats" data-testid="message-stats">{stats.summary()}</p> })
             }}
         </article>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn viewport(scroll_top: i32) -> Viewport {
+        Viewport {
+            scroll_top,
+            client_height: 400,
+            scroll_height: 1000,
+        }
+    }
+
+    #[test]
+    fn a_reader_at_the_old_bottom_keeps_following() {
+        // 900 high before a token, scrolled to its bottom (500 + 400).
+        assert!(viewport(500).was_following(900));
+        assert!(viewport(500 - STICKY_DISTANCE).was_following(900));
+    }
+
+    #[test]
+    fn a_reader_who_scrolled_up_before_the_token_is_left_there() {
+        assert!(!viewport(0).was_following(900));
+        assert!(!viewport(500 - STICKY_DISTANCE - 1).was_following(900));
+    }
+
+    #[test]
+    fn a_list_with_nothing_to_scroll_follows() {
+        let short = Viewport {
+            scroll_top: 0,
+            client_height: 400,
+            scroll_height: 400,
+        };
+        assert!(short.was_following(5000));
     }
 }
