@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use url::Url;
 
 /// llm-chat: a chat UI and a REST + Server-Sent Events API over Ollama.
@@ -199,10 +199,17 @@ impl Config {
         Self::parse()
     }
 
-    /// The defaults, ignoring flags but not the environment: the base that
-    /// tests adjust field by field.
-    pub fn from_env() -> Self {
-        Self::parse_from(["llm-chat"])
+    /// Every setting at its default, whatever the flags and environment
+    /// say: the base that tests adjust field by field, so a variable set in
+    /// the developer's shell cannot change what a test sees.
+    pub fn defaults() -> Self {
+        Self::from_flags_only(["llm-chat"]).expect("every setting has a default")
+    }
+
+    /// Flags as given, with no variable of the environment filling the gaps.
+    fn from_flags_only<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Self, clap::Error> {
+        let command = Self::command().mut_args(|arg| arg.env(None));
+        Self::from_arg_matches(&command.try_get_matches_from(args)?)
     }
 
     /// The embedded models' directory, `~` being the home directory.
@@ -300,7 +307,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Config {
-        Config::try_parse_from(std::iter::once("llm-chat").chain(args.iter().copied()))
+        Config::from_flags_only(std::iter::once("llm-chat").chain(args.iter().copied()))
             .expect("valid flags")
     }
 
@@ -366,7 +373,7 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_the_flag() {
-        let error = Config::try_parse_from(["llm-chat", "--ollama-timeout", "soon"]).unwrap_err();
+        let error = Config::from_flags_only(["llm-chat", "--ollama-timeout", "soon"]).unwrap_err();
         assert!(error.to_string().contains("--ollama-timeout"), "{error}");
     }
 }

@@ -4,7 +4,8 @@
 
 use app::api::{DoneChunk, ErrorBody, TokenChunk};
 use axum::Router;
-use utoipa::OpenApi;
+use utoipa::openapi::{Content, PathItem, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::routes;
@@ -34,6 +35,7 @@ use crate::state::AppState;
         routes::metrics,
     ),
     components(schemas(TokenChunk, DoneChunk, ErrorBody)),
+    modifiers(&AnyRouteErrors),
     tags(
         (name = "models", description = "What the backends can run"),
         (name = "generate", description = "Complete a prompt"),
@@ -43,6 +45,49 @@ use crate::state::AppState;
     )
 )]
 pub struct ApiDoc;
+
+/// Every route answers a wrong method with 405 and a caught panic with 500,
+/// both as the error JSON: said once here instead of on each handler.
+struct AnyRouteErrors;
+
+impl Modify for AnyRouteErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in operations(item) {
+                let responses = &mut operation.responses.responses;
+                responses.insert("405".into(), error("Wrong method for this path").into());
+                responses.insert(
+                    "500".into(),
+                    error("A bug in the server, caught; it keeps serving").into(),
+                );
+            }
+        }
+    }
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+        &mut item.head,
+        &mut item.options,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
 
 /// The document as the server serves it and `make openapi` writes it.
 pub fn document() -> String {

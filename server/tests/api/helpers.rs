@@ -22,7 +22,7 @@ pub struct TestApp {
 /// The configuration tests start from: a free port, the given Ollama, and
 /// no embedded backend (its tests, in `embedded.rs`, bring their own).
 pub fn test_config(ollama_url: &str) -> Config {
-    let mut config = Config::from_env();
+    let mut config = Config::defaults();
     config.embedded = false;
     config.addr = "127.0.0.1:0".parse().unwrap();
     config.ollama_url = Some(ollama_url.parse().unwrap());

@@ -31,6 +31,24 @@ async fn the_served_document_covers_every_endpoint() {
     );
 }
 
+#[test]
+fn every_operation_documents_the_errors_any_route_can_give() {
+    let document: Value = serde_json::from_str(&llm_chat::openapi::document()).unwrap();
+    let error_body = serde_json::json!({ "$ref": "#/components/schemas/ErrorBody" });
+    let mut operations = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for status in ["405", "500"] {
+                let schema =
+                    &operation["responses"][status]["content"]["application/json"]["schema"];
+                assert_eq!(schema, &error_body, "{method} {path} documents {status}");
+            }
+            operations += 1;
+        }
+    }
+    assert!(operations >= 12, "{operations} operations");
+}
+
 #[tokio::test]
 async fn swagger_ui_is_served_from_the_binary() {
     let app = spawn_app(Behavior::default()).await;
