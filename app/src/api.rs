@@ -34,6 +34,8 @@ pub struct ModelInfo {
     pub modified_at: String,
     /// Size on disk in bytes.
     pub size: u64,
+    /// The sha256 of the model's file. Empty for an embedded model while
+    /// its checksum is still being computed (just after it appears).
     pub digest: String,
     pub details: ModelDetails,
     pub backend: BackendKind,

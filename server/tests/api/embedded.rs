@@ -73,27 +73,38 @@ async fn wait_until(within: Duration, mut condition: impl FnMut() -> bool) -> bo
 }
 
 #[tokio::test]
-async fn the_default_model_is_listed_with_its_gguf_details() {
+async fn the_default_model_is_listed_with_its_gguf_details_then_its_checksum() {
     let (app, _) = spawn_embedded(settings()).await;
 
-    let models: Value = app.get("/api/v1/models").await.json().await.unwrap();
-
-    let gemma = models["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|model| model["name"] == MODEL)
-        .unwrap_or_else(|| panic!("{MODEL} listed: {models}"));
-    assert_eq!(gemma["backend"], "embedded");
-    assert_eq!(gemma["size"], 253_113_024);
+    let gemma = || async {
+        let models: Value = app.get("/api/v1/models").await.json().await.unwrap();
+        models["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|model| model["name"] == MODEL)
+            .unwrap_or_else(|| panic!("{MODEL} listed: {models}"))
+            .clone()
+    };
+    let listed = gemma().await;
+    assert_eq!(listed["backend"], "embedded");
+    assert_eq!(listed["size"], 253_113_024);
     assert_eq!(
-        gemma["digest"],
-        "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
-    );
-    assert_eq!(
-        gemma["details"],
+        listed["details"],
         json!({"format": "gguf", "family": "gemma3", "families": ["gemma3"],
                "parameter_size": "270M", "quantization_level": "Q4_K_M"})
+    );
+    // The checksum is computed off the request path; the list carries it
+    // once it is known.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut digest = listed["digest"].clone();
+    while digest == "" && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        digest = gemma().await["digest"].clone();
+    }
+    assert_eq!(
+        digest,
+        "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
     );
 }
 

@@ -2,10 +2,10 @@
 //! Ollama describes models (family, size class, quantisation), under the
 //! name a user would expect (`gemma3:270m`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use app::api::{BackendKind, ModelDetails, ModelInfo};
@@ -20,20 +20,36 @@ pub struct ModelFile {
     pub path: PathBuf,
 }
 
-/// Files already described, by path, with the size and time they had:
-/// a file is read (and hashed) again only when it changes.
-type Described = HashMap<PathBuf, (u64, SystemTime, ModelFile)>;
+/// A file as last described, with the size and time it had then: a file is
+/// read again only when it changes.
+struct Described {
+    size: u64,
+    modified: SystemTime,
+    file: ModelFile,
+}
 
+#[derive(Default)]
+struct Files {
+    described: HashMap<PathBuf, Described>,
+    /// Files whose checksum a background thread is computing.
+    hashing: HashSet<PathBuf>,
+}
+
+/// The models directory, described. Reading a GGUF's header is quick;
+/// checksumming gigabytes is not, so the digest is computed on a background
+/// thread (one per file at a time) and is empty until it is known: a large
+/// model dropped in, or still being copied, never holds up a listing or a
+/// chat with another model.
 pub struct Catalog {
     dir: PathBuf,
-    described: Mutex<Described>,
+    files: Arc<Mutex<Files>>,
 }
 
 impl Catalog {
     pub fn new(dir: PathBuf) -> Self {
         Self {
             dir,
-            described: Mutex::new(HashMap::new()),
+            files: Arc::default(),
         }
     }
 
@@ -42,35 +58,36 @@ impl Catalog {
     }
 
     /// The models in the directory now, sorted by name. Blocking: reads the
-    /// directory, and the header (and checksum) of new or changed files.
+    /// directory, and the header of new or changed files.
     pub fn scan(&self) -> Result<Vec<ModelFile>, String> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(error) => return Err(format!("cannot read {}: {error}", self.dir.display())),
         };
-        let mut described = self.described.lock().unwrap_or_else(|p| p.into_inner());
+        let mut files = lock(&self.files);
         let mut seen = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().and_then(|e| e.to_str()) != Some("gguf") {
                 continue;
             }
-            let Ok(metadata) = entry.metadata() else {
+            let Some((size, modified)) = stamp(&path) else {
                 continue;
             };
-            if !metadata.is_file() {
-                continue;
-            }
-            let size = metadata.len();
-            let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-            let fresh = described
+            let fresh = files
+                .described
                 .get(&path)
-                .is_some_and(|(s, m, _)| *s == size && *m == modified);
+                .is_some_and(|known| known.size == size && known.modified == modified);
             if !fresh {
                 match describe(&path, size, modified) {
                     Ok(file) => {
-                        described.insert(path.clone(), (size, modified, file));
+                        let described = Described {
+                            size,
+                            modified,
+                            file,
+                        };
+                        files.described.insert(path.clone(), described);
                     }
                     Err(error) => {
                         tracing::warn!(path = %path.display(), %error, "skipping a model file");
@@ -78,25 +95,76 @@ impl Catalog {
                     }
                 }
             }
+            let needs_digest = files.described[&path].file.info.digest.is_empty();
+            if needs_digest && files.hashing.insert(path.clone()) {
+                self.checksum_in_background(path.clone());
+            }
             seen.push(path);
         }
-        described.retain(|path, _| seen.contains(path));
-        let mut files: Vec<ModelFile> = described
+        files.described.retain(|path, _| seen.contains(path));
+        let mut listed: Vec<ModelFile> = files
+            .described
             .values()
-            .map(|(_, _, file)| file.clone())
+            .map(|known| known.file.clone())
             .collect();
-        files.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+        drop(files);
+        listed.sort_by(|a, b| a.info.name.cmp(&b.info.name));
         // Two files with the same derived name: later ones go by file name.
-        let mut taken = std::collections::HashSet::new();
-        for file in &mut files {
+        let mut taken = HashSet::new();
+        for file in &mut listed {
             if !taken.insert(file.info.name.clone()) {
                 let stem = file_stem(&file.path);
                 file.info.name = stem.clone();
                 file.info.model = stem;
             }
         }
-        Ok(files)
+        Ok(listed)
     }
+
+    /// Computes a file's sha256 off the caller's thread. The digest is kept
+    /// only if the file did not change while it was read (a copy still in
+    /// progress); otherwise a later scan starts again.
+    fn checksum_in_background(&self, path: PathBuf) {
+        let files = self.files.clone();
+        let work = move || {
+            let before = stamp(&path);
+            let digest = sha256_of(&path);
+            let unchanged = before.is_some() && stamp(&path) == before;
+            let mut files = lock(&files);
+            files.hashing.remove(&path);
+            let Some(known) = files.described.get_mut(&path) else {
+                return;
+            };
+            match digest {
+                Ok(digest) if unchanged && before == Some((known.size, known.modified)) => {
+                    known.file.info.digest = digest;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "cannot checksum a model file");
+                }
+            }
+        };
+        if let Err(error) = std::thread::Builder::new()
+            .name("gguf-sha256".into())
+            .spawn(work)
+        {
+            tracing::warn!(%error, "cannot start the checksum thread");
+        }
+    }
+}
+
+fn lock(files: &Mutex<Files>) -> MutexGuard<'_, Files> {
+    files.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A regular file's size and modification time: what says it changed.
+fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
+    let metadata = std::fs::metadata(path).ok()?;
+    metadata.is_file().then(|| {
+        let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        (metadata.len(), modified)
+    })
 }
 
 impl ModelFile {
@@ -139,7 +207,8 @@ fn describe(path: &Path, size: u64, modified: SystemTime) -> Result<ModelFile, S
             name,
             modified_at: humantime::format_rfc3339_seconds(modified).to_string(),
             size,
-            digest: sha256_of(path)?,
+            // Filled in by the checksum thread.
+            digest: String::new(),
             details: ModelDetails {
                 format: "gguf".into(),
                 families: if family.is_empty() {
@@ -262,6 +331,70 @@ mod tests {
         assert_eq!(size_label(3_212_749_888.0), "3.2B");
         assert_eq!(quantization_name(15), Some("Q4_K_M"));
         assert_eq!(quantization_name(999), None);
+    }
+
+    /// A directory of its own, removed at the end of the test.
+    struct ScratchDir(PathBuf);
+
+    impl ScratchDir {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("llm-chat-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+    }
+
+    impl Drop for ScratchDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A GGUF with no metadata (so named after its file) and `body` bytes
+    /// of tensor data.
+    fn write_gguf(path: &Path, body: usize) {
+        let mut bytes = b"GGUF".to_vec();
+        bytes.extend_from_slice(&3_u32.to_le_bytes());
+        bytes.extend_from_slice(&0_u64.to_le_bytes());
+        bytes.extend_from_slice(&0_u64.to_le_bytes());
+        bytes.resize(bytes.len() + body, 7);
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    /// Scans until the file's digest is known, as a client polling the
+    /// model list would.
+    fn digest_after_scans(catalog: &Catalog) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let files = catalog.scan().unwrap();
+            assert_eq!(files.len(), 1, "{files:?}");
+            if !files[0].info.digest.is_empty() {
+                return files[0].info.digest.clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "no digest after 20 s");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn the_checksum_follows_the_listing_and_a_changed_file_gets_a_new_one() {
+        let dir = ScratchDir::new("catalog-digest");
+        let path = dir.0.join("tiny.gguf");
+        write_gguf(&path, 4 << 20);
+        let catalog = Catalog::new(dir.0.clone());
+
+        let listed = catalog.scan().unwrap();
+        assert_eq!(listed[0].info.name, "tiny");
+        assert_eq!(listed[0].info.size, 24 + (4 << 20));
+        assert_eq!(digest_after_scans(&catalog), sha256_of(&path).unwrap());
+
+        // Rewritten with another size: described and checksummed again.
+        let before = sha256_of(&path).unwrap();
+        write_gguf(&path, 1 << 20);
+        let listed = catalog.scan().unwrap();
+        assert_eq!(listed[0].info.size, 24 + (1 << 20));
+        assert_ne!(listed[0].info.digest, before, "the old digest is not kept");
+        assert_eq!(digest_after_scans(&catalog), sha256_of(&path).unwrap());
     }
 
     #[test]
