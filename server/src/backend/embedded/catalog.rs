@@ -398,6 +398,19 @@ mod tests {
     }
 
     #[test]
+    fn a_model_linked_into_the_directory_is_listed() {
+        let store = ScratchDir::new("catalog-store");
+        let models = ScratchDir::new("catalog-links");
+        write_gguf(&store.0.join("big.gguf"), 1024);
+        std::os::unix::fs::symlink(store.0.join("big.gguf"), models.0.join("linked.gguf")).unwrap();
+        let catalog = Catalog::new(models.0.clone());
+        let listed = catalog.scan().unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].info.name, "linked");
+        assert_eq!(listed[0].info.size, 24 + 1024);
+    }
+
+    #[test]
     fn an_empty_or_missing_directory_has_no_models() {
         let catalog = Catalog::new(std::env::temp_dir().join("llm-chat-no-such-dir"));
         assert_eq!(catalog.scan().unwrap(), Vec::new());
