@@ -272,16 +272,20 @@ async fn healthz_stays_fast_during_generation() {
     }
     assert_eq!(embedded.live_sequences(), 2);
 
+    // Probe for as long as tokens are being decoded. How long that is
+    // depends on where the base model chooses to end its answers (often
+    // after a dozen tokens, a few hundred milliseconds), so the probes
+    // follow the decoding rather than a fixed count.
     let mut slowest = Duration::ZERO;
     let mut during_generation = 0;
-    for _ in 0..20 {
+    while embedded.live_sequences() > 0 && during_generation < 40 {
         let started = Instant::now();
         assert_eq!(app.get("/healthz").await.status(), 200);
         slowest = slowest.max(started.elapsed());
         if embedded.live_sequences() > 0 {
             during_generation += 1;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
     // Decoding runs off the async runtime: the server answers at once.
@@ -289,9 +293,9 @@ async fn healthz_stays_fast_during_generation() {
         slowest < Duration::from_millis(200),
         "slowest /healthz: {slowest:?}"
     );
-    assert_eq!(
-        during_generation, 20,
-        "every probe ran while tokens were decoded"
+    assert!(
+        during_generation >= 5,
+        "only {during_generation} probes ran while tokens were decoded"
     );
 }
 
