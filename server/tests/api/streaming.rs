@@ -6,7 +6,9 @@ use std::time::Duration;
 use fake_ollama::{Behavior, FakeEvent};
 use serde_json::json;
 
-use crate::helpers::{parse_frames, read_frames, spawn_app, spawn_app_with, streamed_text};
+use crate::helpers::{
+    TestApp, parse_frames, read_frames, spawn_app, spawn_app_with, streamed_text,
+};
 
 fn slow(tokens: usize, delay_ms: u64) -> Behavior {
     Behavior {
@@ -14,6 +16,27 @@ fn slow(tokens: usize, delay_ms: u64) -> Behavior {
         token_delay_ms: delay_ms,
         ..Behavior::default()
     }
+}
+
+/// A GET from a client that takes gzip.
+async fn get_taking_gzip(app: &TestApp, path: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A prompt POSTed by a client that takes gzip.
+async fn post_taking_gzip(app: &TestApp, path: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .header("accept-encoding", "gzip")
+        .body(json!({"model": "llama3.2", "prompt": "Hi"}).to_string())
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -24,29 +47,9 @@ async fn sse_is_never_compressed_while_json_is() {
     })
     .await;
 
-    let stream = app
-        .client
-        .post(app.url("/api/v1/generate/stream"))
-        .header("accept-encoding", "gzip")
-        .body(json!({"model": "llama3.2", "prompt": "Hi"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    let models = app
-        .client
-        .get(app.url("/api/v1/models"))
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
-    let whole = app
-        .client
-        .post(app.url("/api/v1/generate"))
-        .header("accept-encoding", "gzip")
-        .body(json!({"model": "llama3.2", "prompt": "Hi"}).to_string())
-        .send()
-        .await
-        .unwrap();
+    let stream = post_taking_gzip(&app, "/api/v1/generate/stream").await;
+    let models = get_taking_gzip(&app, "/api/v1/models").await;
+    let whole = post_taking_gzip(&app, "/api/v1/generate").await;
 
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
     assert!(stream.headers().get("content-encoding").is_none());
@@ -61,13 +64,7 @@ async fn sse_is_never_compressed_while_json_is() {
     assert_eq!(whole.headers()["content-encoding"], "gzip");
 
     // The page is compressed too; a generation's events never are.
-    let page = app
-        .client
-        .get(app.url("/"))
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
+    let page = get_taking_gzip(&app, "/").await;
     assert!(
         page.headers()["content-type"]
             .to_str()
@@ -84,13 +81,7 @@ async fn sse_is_never_compressed_while_json_is() {
         .json()
         .await
         .unwrap();
-    let events = app
-        .client
-        .get(app.url(created["events_url"].as_str().unwrap()))
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
+    let events = get_taking_gzip(&app, created["events_url"].as_str().unwrap()).await;
     assert_eq!(events.headers()["content-type"], "text/event-stream");
     assert!(events.headers().get("content-encoding").is_none());
     assert!(
