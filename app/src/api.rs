@@ -38,7 +38,8 @@ pub struct ModelInfo {
     /// its checksum is still being computed (just after it appears).
     pub digest: String,
     pub details: ModelDetails,
-    pub backend: BackendKind,
+    /// The name of the backend instance serving it (`ollama`, `embedded`).
+    pub backend: String,
 }
 
 /// What a model is: format, family, size class and quantisation.
@@ -56,26 +57,6 @@ pub struct ModelDetails {
     pub parameter_size: String,
     #[serde(default)]
     pub quantization_level: String,
-}
-
-/// Which kind of backend runs a model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// An Ollama server reached over HTTP.
-    Ollama,
-    /// A GGUF model run inside the llm-chat process.
-    Embedded,
-}
-
-impl BackendKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ollama => "ollama",
-            Self::Embedded => "embedded",
-        }
-    }
 }
 
 /// Body of `POST /api/v1/generate` and `POST /api/v1/generate/stream`.
@@ -99,6 +80,11 @@ pub struct GenerateRequest {
     pub options: Option<ModelOptions>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_alive: Option<KeepAlive>,
+    /// Whether a reasoning model thinks before it answers (`true`, `false`,
+    /// or a level: `"low"`, `"medium"`, `"high"`), for backends that support
+    /// it. Only the answer is relayed, not the reasoning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub think: Option<Think>,
 }
 
 /// Body of `POST /api/v1/chat` and `POST /api/v1/chat/stream`.
@@ -113,6 +99,11 @@ pub struct ChatRequest {
     pub options: Option<ModelOptions>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_alive: Option<KeepAlive>,
+    /// Whether a reasoning model thinks before it answers (`true`, `false`,
+    /// or a level: `"low"`, `"medium"`, `"high"`), for backends that support
+    /// it. Only the answer is relayed, not the reasoning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub think: Option<Think>,
 }
 
 /// One turn of a conversation.
@@ -182,6 +173,15 @@ pub enum KeepAlive {
     Duration(String),
 }
 
+/// Whether a reasoning model thinks first: on or off, or a level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum Think {
+    Enabled(bool),
+    Level(String),
+}
+
 /// Answer of `POST /api/v1/generate`: the whole generation at once.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -194,13 +194,8 @@ pub struct GenerateResponse {
     pub done_reason: Option<String>,
     /// Send this back as `context` to continue the conversation.
     pub context: Option<Vec<i64>>,
-    /// Nanoseconds, as Ollama reports them.
-    pub total_duration: u64,
-    pub load_duration: u64,
-    pub prompt_eval_count: u64,
-    pub prompt_eval_duration: u64,
-    pub eval_count: u64,
-    pub eval_duration: u64,
+    #[serde(flatten)]
+    pub counters: Counters,
 }
 
 /// Answer of `POST /api/v1/chat`: the assistant's whole message at once.
@@ -212,11 +207,30 @@ pub struct ChatResponse {
     pub message: ChatMessage,
     pub done: bool,
     pub done_reason: Option<String>,
+    #[serde(flatten)]
+    pub counters: Counters,
+}
+
+/// How long an answer took and how many tokens it read and wrote, as
+/// Ollama counts them (durations in nanoseconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Counters {
+    /// From the request's arrival to the answer's end.
+    #[serde(default)]
     pub total_duration: u64,
+    /// Loading the model, when it was not loaded yet.
+    #[serde(default)]
     pub load_duration: u64,
+    /// Tokens of the prompt.
+    #[serde(default)]
     pub prompt_eval_count: u64,
+    #[serde(default)]
     pub prompt_eval_duration: u64,
+    /// Tokens of the answer.
+    #[serde(default)]
     pub eval_count: u64,
+    #[serde(default)]
     pub eval_duration: u64,
 }
 
@@ -240,12 +254,8 @@ pub struct DoneChunk {
     /// Only for generate streams: send back as `context` to continue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<Vec<i64>>,
-    pub total_duration: u64,
-    pub load_duration: u64,
-    pub prompt_eval_count: u64,
-    pub prompt_eval_duration: u64,
-    pub eval_count: u64,
-    pub eval_duration: u64,
+    #[serde(flatten)]
+    pub counters: Counters,
     /// Nanoseconds from the start of a generation to its first token
     /// (generations only; measured by llm-chat).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -278,6 +288,11 @@ pub struct CreateGenerationRequest {
     pub options: Option<ModelOptions>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_alive: Option<KeepAlive>,
+    /// Whether a reasoning model thinks before it answers (`true`, `false`,
+    /// or a level: `"low"`, `"medium"`, `"high"`), for backends that support
+    /// it. Only the answer is relayed, not the reasoning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub think: Option<Think>,
 }
 
 /// Answer of `POST /api/v1/generations` (status 201).

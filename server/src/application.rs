@@ -15,12 +15,14 @@ use crate::backend::Backend;
 use crate::backend::embedded::{EmbeddedBackend, EmbeddedSettings};
 use crate::backend::ollama::{OllamaBackend, OllamaSettings};
 use crate::config::Config;
-use crate::generations::{GenerationSettings, Generations};
+use crate::generations::GenerationSettings;
+use crate::generations::memory::MemoryStore;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::routes;
 use crate::shutdown::Shutdown;
 use crate::state::AppState;
+use crate::stream::body::StreamContext;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -47,12 +49,15 @@ impl Application {
     /// Builds the server with the backends the configuration names.
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let ollama = OllamaBackend::new(OllamaSettings {
-            url: config.ollama_base_url().map_err(StartError::Config)?,
+            name: "ollama".into(),
+            url: config
+                .ollama_base_url()
+                .map_err(|error| StartError::Config(error.to_string()))?,
             timeout: config.ollama_timeout,
             tcp_keep_alive: config.ollama_keep_alive,
             idle_timeout: config.ollama_idle_timeout,
         })
-        .map_err(StartError::Config)?;
+        .map_err(|error| StartError::Config(format!("OLLAMA_URL: {error}")))?;
         // Ollama first: when both offer a model name, Ollama serves it.
         let mut backends: Vec<Arc<dyn Backend>> = vec![Arc::new(ollama)];
         if config.embedded {
@@ -84,7 +89,7 @@ impl Application {
             source,
         })?;
         let shutdown = Shutdown::default();
-        let generations = Generations::new(
+        let generations = MemoryStore::new(
             GenerationSettings {
                 grace: config.generation_grace,
                 ttl: config.generation_ttl,
@@ -93,11 +98,16 @@ impl Application {
             },
             shutdown.clone(),
         );
+        let metrics = Arc::new(Metrics::default());
         let state = AppState {
             registry: Arc::new(Registry::new(backends)),
-            metrics: Arc::new(Metrics::default()),
-            generations,
-            sse_keep_alive: config.sse_keep_alive,
+            generations: Arc::new(generations),
+            streams: StreamContext {
+                shutdown: shutdown.clone(),
+                keep_alive: config.sse_keep_alive,
+                metrics: metrics.clone(),
+            },
+            metrics,
             body_limit: config.body_limit,
             shutdown,
             leptos_options: leptos_options(&config, addr),
@@ -119,6 +129,12 @@ impl Application {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// Logs which backends can serve (once, at start; off the start path).
+    pub fn log_backends(&self) {
+        let registry = self.state.registry.clone();
+        tokio::spawn(async move { registry.log_backends().await });
     }
 
     /// Serves until `state().shutdown` is triggered, then stops accepting,

@@ -240,7 +240,7 @@ impl Config {
     }
 
     /// Where Ollama is, from OLLAMA_URL, else OLLAMA_HOST + OLLAMA_PORT.
-    pub fn ollama_base_url(&self) -> Result<Url, String> {
+    pub fn ollama_base_url(&self) -> Result<Url, ConfigError> {
         if let Some(url) = &self.ollama_url {
             return Ok(url.clone());
         }
@@ -254,16 +254,32 @@ impl Config {
         } else {
             (format!("http://{host}"), Some(11434))
         };
-        let mut url = Url::parse(&with_scheme)
-            .map_err(|error| format!("OLLAMA_HOST={host:?} is not a host name: {error}"))?;
+        let mut url = Url::parse(&with_scheme).map_err(|source| ConfigError::OllamaHost {
+            host: host.to_string(),
+            source,
+        })?;
         if url.port().is_none()
             && let Some(port) = self.ollama_port.or(default_port)
         {
             url.set_port(Some(port))
-                .map_err(|()| format!("OLLAMA_HOST={host:?} cannot take a port"))?;
+                .map_err(|()| ConfigError::OllamaPort {
+                    host: host.to_string(),
+                })?;
         }
         Ok(url)
     }
+}
+
+/// A setting that parses but cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("OLLAMA_HOST={host:?} is not a host name: {source}")]
+    OllamaHost {
+        host: String,
+        source: url::ParseError,
+    },
+    #[error("OLLAMA_HOST={host:?} cannot take a port")]
+    OllamaPort { host: String },
 }
 
 /// How long an idle model stays loaded; `None` is forever.

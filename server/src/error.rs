@@ -1,5 +1,7 @@
-//! The one error type of the HTTP layer. Every failure answers JSON
+//! The one error type of our own API. Every failure answers JSON
 //! `{"error": "…"}` with a fitting status; never plain text, never empty.
+//! A server-side failure is logged with its detail; the client reads a plain
+//! message that names no internal address or path.
 
 use app::api::ErrorBody;
 use axum::Json;
@@ -7,30 +9,25 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::backend::BackendError;
+use crate::generations::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// Bad JSON, or a required field missing or empty; the message names it.
     #[error("{0}")]
     BadRequest(String),
-    /// No such model, generation or route.
+    /// No such endpoint.
     #[error("{0}")]
     NotFound(String),
-    /// The path exists, but not with this method.
-    #[error("method not allowed")]
-    MethodNotAllowed,
     /// The body is over the configured limit.
     #[error("{0}")]
     PayloadTooLarge(String),
-    /// The server is at a configured capacity limit; retrying later helps.
-    #[error("{0}")]
-    Busy(String),
     /// A backend could not serve the request; its own status mapping applies.
     #[error(transparent)]
     Backend(#[from] BackendError),
-    /// A bug on our side. The detail is logged, never sent.
-    #[error("internal server error")]
-    Internal(String),
+    /// No such generation, or no room for one.
+    #[error(transparent)]
+    Generations(#[from] StoreError),
 }
 
 impl AppError {
@@ -38,29 +35,31 @@ impl AppError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Backend(error) => backend_status(error),
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Generations(StoreError::NotFound { .. }) => StatusCode::NOT_FOUND,
+            Self::Generations(StoreError::Full { .. }) => StatusCode::SERVICE_UNAVAILABLE,
         }
-    }
-
-    /// The message a client sees: the error's text, except for our own bugs.
-    pub fn public_message(&self) -> String {
-        self.to_string()
     }
 }
 
-fn backend_status(error: &BackendError) -> StatusCode {
+/// The status a client gets for a backend's failure.
+pub fn backend_status(error: &BackendError) -> StatusCode {
     match error {
-        BackendError::ModelNotFound(_) => StatusCode::NOT_FOUND,
-        BackendError::Rejected { status, .. } => {
-            StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
-        }
-        BackendError::Unreachable { .. } | BackendError::Failed(_) => StatusCode::BAD_GATEWAY,
+        BackendError::ModelNotFound { .. } => StatusCode::NOT_FOUND,
+        BackendError::Rejected { status, .. } => StatusCode::from_u16(*status)
+            .ok()
+            .filter(StatusCode::is_client_error)
+            .unwrap_or(StatusCode::BAD_REQUEST),
         BackendError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-        BackendError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        BackendError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        BackendError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        BackendError::Unreachable { .. }
+        | BackendError::Status { .. }
+        | BackendError::Failed { .. }
+        | BackendError::Malformed { .. }
+        | BackendError::Broken { .. }
+        | BackendError::EndedEarly { .. } => StatusCode::BAD_GATEWAY,
     }
 }
 
@@ -78,39 +77,61 @@ pub fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let status = self.status();
         match &self {
-            Self::Internal(detail) => tracing::error!(%detail, "internal error"),
-            _ if status.is_server_error() => tracing::warn!(error = %self, "backend error"),
-            _ => tracing::debug!(error = %self, "client error"),
+            Self::Backend(error) => error.log(),
+            other => tracing::debug!(error = %other, "request refused"),
         }
-        json_error(status, self.public_message())
+        json_error(self.status(), self.to_string())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::backend::ConnectFailure;
 
     #[test]
     fn backend_failures_map_to_gateway_statuses() {
         let unreachable = AppError::from(BackendError::Unreachable {
-            backend: "ollama",
-            url: "http://127.0.0.1:1".into(),
-            reason: "connection refused".into(),
+            backend: "ollama".into(),
+            reason: ConnectFailure::Refused,
+            detail: "http://127.0.0.1:1: connection refused".into(),
         });
         assert_eq!(unreachable.status(), StatusCode::BAD_GATEWAY);
+        assert!(!unreachable.to_string().contains("127.0.0.1"));
         let timeout = AppError::from(BackendError::Timeout {
-            backend: "ollama",
-            after: std::time::Duration::from_secs(2),
+            backend: "ollama".into(),
+            after: Duration::from_secs(2),
         });
         assert_eq!(timeout.status(), StatusCode::GATEWAY_TIMEOUT);
-        assert_eq!(timeout.public_message(), "ollama did not answer within 2s");
+        assert_eq!(timeout.to_string(), "ollama did not answer within 2s");
     }
 
     #[test]
     fn internal_details_are_not_sent() {
-        let error = AppError::Internal("lock poisoned at registry.rs:42".into());
-        assert_eq!(error.public_message(), "internal server error");
+        let error = AppError::from(BackendError::Internal {
+            backend: "embedded".into(),
+            message: "the model gemma3:270m could not be loaded".into(),
+            detail: "/home/me/.cache/llm-chat/models/gemma.gguf: bad magic".into(),
+        });
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            error.to_string(),
+            "the model gemma3:270m could not be loaded"
+        );
+    }
+
+    #[test]
+    fn a_full_store_is_busy_and_a_missing_generation_not_found() {
+        let full = AppError::from(StoreError::Full { running: 3 });
+        assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            full.to_string(),
+            "server busy: 3 generations are running; try again shortly"
+        );
+        let missing = AppError::from(StoreError::NotFound { id: "x".into() });
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     }
 }

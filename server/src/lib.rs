@@ -1,24 +1,35 @@
 //! llm-chat's server: a REST + Server-Sent Events API over LLM backends, and
 //! the server-rendered chat UI. `main.rs` only wires this together; tests use
 //! [`Application`] directly.
+//!
+//! The layers, top to bottom: `routes` (HTTP, with the OpenAPI document) →
+//! `dialect` (each API's parser and encoder) → `registry` (which backend
+//! serves a model) → `backend` (Ollama, embedded), all over the one
+//! `inference` request and the `stream` of its answer; `generations` keeps
+//! answers that outlive their request.
 
-pub mod application;
+mod application;
 pub mod backend;
 pub mod config;
-pub mod error;
-pub mod extract;
-pub mod generations;
-pub mod metrics;
-pub mod middleware;
+mod dialect;
+mod error;
+mod extract;
+mod generations;
+pub mod inference;
+mod metrics;
+mod middleware;
 pub mod openapi;
-pub mod registry;
-pub mod routes;
+mod registry;
+mod routes;
 pub mod shutdown;
-pub mod sse;
-pub mod ssr;
-pub mod state;
+mod ssr;
+mod state;
+mod stream;
 pub mod telemetry;
-pub mod validation;
 
 pub use application::{Application, StartError};
 pub use config::Config;
+pub use generations::GenerationStore;
+pub use metrics::Metrics;
+pub use shutdown::Shutdown;
+pub use state::AppState;

@@ -26,8 +26,7 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!("llm-chat listening on http://{}", app.addr());
-    let registry = app.state().registry.clone();
-    tokio::spawn(async move { registry.log_backends().await });
+    app.log_backends();
 
     let stop = app.state().shutdown.clone();
     tokio::spawn(async move {

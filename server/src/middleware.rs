@@ -15,9 +15,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
@@ -34,7 +32,7 @@ pub fn apply(router: Router, body_limit: usize) -> Router {
         .and(NotForContentType::GRPC)
         .and(NotForContentType::IMAGES);
     let stack = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(REQUEST_ID, FastUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -48,42 +46,6 @@ pub fn apply(router: Router, body_limit: usize) -> Router {
         .layer(CompressionLayer::new().compress_when(compress_when))
         .map_response(json_for_bare_errors);
     router.layer(DefaultBodyLimit::max(body_limit)).layer(stack)
-}
-
-/// Random (version 4) UUIDs for request ids, from a per-thread generator
-/// seeded once from the OS: no system call per request, unlike `getrandom`.
-#[derive(Clone, Copy)]
-struct FastUuid;
-
-impl MakeRequestId for FastUuid {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        thread_local! {
-            static STATE: std::cell::Cell<u64> = std::cell::Cell::new(seed());
-        }
-        let next = || {
-            STATE.with(|state| {
-                // splitmix64: fast, and plenty for ids that only need to be unique.
-                let value = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-                state.set(value);
-                let mut z = value;
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                z ^ (z >> 31)
-            })
-        };
-        let bits = (u128::from(next()) << 64) | u128::from(next());
-        let id = uuid::Builder::from_random_bytes(bits.to_be_bytes()).into_uuid();
-        let mut text = uuid::Uuid::encode_buffer();
-        let text = id.hyphenated().encode_lower(&mut text);
-        axum::http::HeaderValue::from_str(text)
-            .ok()
-            .map(RequestId::new)
-    }
-}
-
-/// A per-thread seed: one `getrandom` per thread, never per request.
-fn seed() -> u64 {
-    uuid::Uuid::new_v4().as_u64_pair().0
 }
 
 /// The span every request's logs carry. Holds no body or query: prompts

@@ -1,10 +1,10 @@
-//! The OpenAPI document of the whole API, generated from the handlers and
-//! wire types, served at `/api/v1/openapi.json` with Swagger UI at
-//! `/swagger-ui`.
+//! The OpenAPI document of the whole API: its frame here, its operations
+//! from the routes that serve them (see [`crate::routes::documented`]).
+//! Served at `/api/v1/openapi.json` with Swagger UI at `/swagger-ui`.
 
 use app::api::{DoneChunk, ErrorBody, TokenChunk};
 use axum::Router;
-use utoipa::openapi::{Content, PathItem, Ref, ResponseBuilder};
+use utoipa::openapi::{Content, OpenApi as Document, PathItem, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -20,22 +20,7 @@ use crate::state::AppState;
                        generate, generate over SSE; plus chat. Every error is JSON \
                        `{\"error\": \"…\"}`."
     ),
-    paths(
-        routes::list_models,
-        routes::generate,
-        routes::stream_generate,
-        routes::chat,
-        routes::stream_chat,
-        routes::create_generation,
-        routes::get_generation,
-        routes::cancel_generation,
-        routes::generation_events,
-        routes::health,
-        routes::readiness,
-        routes::metrics,
-    ),
     components(schemas(TokenChunk, DoneChunk, ErrorBody)),
-    modifiers(&AnyRouteErrors),
     tags(
         (name = "models", description = "What the backends can run"),
         (name = "generate", description = "Complete a prompt"),
@@ -44,14 +29,39 @@ use crate::state::AppState;
         (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]
-pub struct ApiDoc;
+struct ApiDoc;
+
+/// The document before the routes add their operations.
+pub fn base() -> Document {
+    ApiDoc::openapi()
+}
+
+/// The routes' document, with what every operation shares.
+pub fn finish(mut document: Document) -> Document {
+    AnyRouteErrors.modify(&mut document);
+    document
+}
+
+/// The document as the server serves it and `make openapi` writes it.
+pub fn document() -> String {
+    let (_, document) = routes::documented().split_for_parts();
+    finish(document)
+        .to_pretty_json()
+        .expect("the OpenAPI document serialises")
+}
+
+pub fn router(document: Document) -> Router<AppState> {
+    SwaggerUi::new("/swagger-ui")
+        .url("/api/v1/openapi.json", document)
+        .into()
+}
 
 /// Every route answers a wrong method with 405 and a caught panic with 500,
 /// both as the error JSON: said once here instead of on each handler.
 struct AnyRouteErrors;
 
 impl Modify for AnyRouteErrors {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+    fn modify(&self, openapi: &mut Document) {
         let error = |description: &str| {
             ResponseBuilder::new()
                 .description(description)
@@ -87,17 +97,4 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut utoipa::openapi:
     ]
     .into_iter()
     .flatten()
-}
-
-/// The document as the server serves it and `make openapi` writes it.
-pub fn document() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .expect("the OpenAPI document serialises")
-}
-
-pub fn router() -> Router<AppState> {
-    SwaggerUi::new("/swagger-ui")
-        .url("/api/v1/openapi.json", ApiDoc::openapi())
-        .into()
 }

@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-use app::api::{BackendKind, ModelInfo};
+use app::api::ModelInfo;
 use futures_util::future::join_all;
 
-use crate::backend::{Backend, BackendError, BackendHealth};
+use crate::backend::{Backend, BackendError, BackendHealth, TokenStream};
+use crate::inference::InferenceRequest;
 
 /// All backends, in order of preference: when two offer the same model
 /// name, the first one serves it.
@@ -16,9 +17,9 @@ pub struct Registry {
     backends: Vec<Arc<dyn Backend>>,
     /// Model name → index into `backends`, as of the last listing.
     routes: RwLock<HashMap<String, usize>>,
-    /// The first backend that answered the last listing: it gets names no
-    /// backend listed, so its own "not found" reaches the client.
-    fallback: RwLock<usize>,
+    /// How each backend's last listing failed, if it did: such a backend
+    /// may hold a model nobody listed.
+    failed_listings: Mutex<Vec<Option<BackendError>>>,
     /// Whether each backend answered its last listing, so that a backend
     /// going down or coming back is logged once, not at every listing.
     reachable: Vec<AtomicBool>,
@@ -32,9 +33,9 @@ impl Registry {
         );
         Self {
             reachable: backends.iter().map(|_| AtomicBool::new(true)).collect(),
+            failed_listings: Mutex::new(vec![None; backends.len()]),
             backends,
             routes: RwLock::new(HashMap::new()),
-            fallback: RwLock::new(0),
         }
     }
 
@@ -48,57 +49,93 @@ impl Registry {
         let listings = join_all(self.backends.iter().map(|backend| backend.list_models())).await;
         let mut models = Vec::new();
         let mut routes = HashMap::new();
-        let mut first_error = None;
-        let mut first_listed = None;
+        let mut failures = Vec::with_capacity(listings.len());
         for (index, listing) in listings.into_iter().enumerate() {
-            let backend = self.backends[index].kind().as_str();
+            let backend = self.backends[index].name();
             let was_reachable = self.reachable[index].swap(listing.is_ok(), Ordering::Relaxed);
             match listing {
                 Ok(listed) => {
                     if !was_reachable {
                         tracing::info!(backend, "backend reachable again; its models are listed");
                     }
-                    first_listed.get_or_insert(index);
                     for model in listed {
                         if !routes.contains_key(&model.name) {
                             routes.insert(model.name.clone(), index);
                             models.push(model);
                         }
                     }
+                    failures.push(None);
                 }
                 Err(error) => {
                     if was_reachable {
-                        tracing::warn!(backend, %error, "cannot list models; leaving them out until the backend answers");
+                        tracing::warn!(
+                            backend,
+                            %error,
+                            detail = error.detail().unwrap_or_default(),
+                            "cannot list models; leaving them out until the backend answers"
+                        );
                     } else {
                         tracing::debug!(backend, %error, "cannot list models");
                     }
-                    first_error.get_or_insert(error);
+                    failures.push(Some(error));
                 }
             }
         }
-        let Some(fallback) = first_listed else {
-            return Err(first_error.expect("no listing succeeded, so one failed"));
-        };
+        let all_failed = failures.iter().all(Option::is_some);
+        let first_error = failures.iter().flatten().next().cloned();
+        *self
+            .failed_listings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = failures;
+        if all_failed {
+            return Err(first_error.expect("every listing failed, so one did"));
+        }
         *self.routes.write().unwrap_or_else(|p| p.into_inner()) = routes;
-        *self.fallback.write().unwrap_or_else(|p| p.into_inner()) = fallback;
         Ok(models)
     }
 
-    /// The backend that serves `model`. A name no backend listed goes to the
-    /// first backend that is up, so its own "not found" reaches the client.
-    pub async fn resolve(&self, model: &str) -> Arc<dyn Backend> {
+    /// Routes the request to the backend serving its model and starts it.
+    pub async fn infer(&self, request: InferenceRequest) -> Result<TokenStream, BackendError> {
+        let backend = self.resolve(&request.model).await?;
+        backend.infer(request).await
+    }
+
+    /// The backend that serves `model`. A name no backend listed goes to
+    /// the first reachable backend that resolves names itself (Ollama), so
+    /// its own "not found" reaches the client; while none is reachable, the
+    /// answer is why (a backend that could hold the model is down); with
+    /// no such backend at all, the model does not exist.
+    pub async fn resolve(&self, model: &str) -> Result<Arc<dyn Backend>, BackendError> {
         if self.backends.len() == 1 {
-            return self.backends[0].clone();
+            return Ok(self.backends[0].clone());
         }
         if let Some(index) = self.route(model) {
-            return self.backends[index].clone();
+            return Ok(self.backends[index].clone());
         }
         // Unknown name: the model may be new since the last listing.
         let _ = self.list_models().await;
-        let index = self
-            .route(model)
-            .unwrap_or_else(|| *self.fallback.read().unwrap_or_else(|p| p.into_inner()));
-        self.backends[index].clone()
+        if let Some(index) = self.route(model) {
+            return Ok(self.backends[index].clone());
+        }
+        let failures = self
+            .failed_listings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let open = self
+            .backends
+            .iter()
+            .zip(&failures)
+            .find(|(backend, failure)| backend.serves_unlisted_models() && failure.is_none());
+        if let Some((backend, _)) = open {
+            return Ok(backend.clone());
+        }
+        if let Some(down) = failures.into_iter().flatten().next() {
+            return Err(down);
+        }
+        Err(BackendError::ModelNotFound {
+            message: format!("model \"{model}\" not found"),
+        })
     }
 
     fn route(&self, model: &str) -> Option<usize> {
@@ -109,18 +146,22 @@ impl Registry {
             .copied()
     }
 
-    /// Each backend's health, checked concurrently.
-    pub async fn health(&self) -> Vec<BackendHealth> {
-        join_all(self.backends.iter().map(|backend| backend.health())).await
+    /// Each backend's health, checked concurrently, with its name.
+    pub async fn health(&self) -> Vec<(&str, BackendHealth)> {
+        let checks = join_all(self.backends.iter().map(|backend| backend.health())).await;
+        self.backends
+            .iter()
+            .map(|backend| backend.name())
+            .zip(checks)
+            .collect()
     }
 
     /// Logs, once at start, which backends can serve. A backend that is down
     /// is a warning, not a failure: its models appear once it is up.
     pub async fn log_backends(&self) {
-        for (index, health) in self.health().await.into_iter().enumerate() {
+        for (index, (backend, health)) in self.health().await.into_iter().enumerate() {
             // Said here; the listings need not say it again.
             self.reachable[index].store(health.ready, Ordering::Relaxed);
-            let backend = health.backend.as_str();
             if health.ready {
                 tracing::info!(
                     backend,
@@ -138,9 +179,131 @@ impl Registry {
             }
         }
     }
+}
 
-    /// The backend of the given kind, if configured.
-    pub fn backend(&self, kind: BackendKind) -> Option<&Arc<dyn Backend>> {
-        self.backends.iter().find(|backend| backend.kind() == kind)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{BackendHealth, BackendKind, BoxFuture, ConnectFailure};
+
+    /// A backend that lists fixed models, or fails to.
+    struct Listed {
+        name: &'static str,
+        models: Result<Vec<&'static str>, BackendError>,
+        open: bool,
+    }
+
+    impl Backend for Listed {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn kind(&self) -> BackendKind {
+            BackendKind::Ollama
+        }
+        fn list_models(&self) -> BoxFuture<'_, Result<Vec<ModelInfo>, BackendError>> {
+            let listed = self.models.clone().map(|names| {
+                names
+                    .into_iter()
+                    .map(|name| ModelInfo {
+                        name: name.into(),
+                        model: name.into(),
+                        modified_at: String::new(),
+                        size: 0,
+                        digest: String::new(),
+                        details: Default::default(),
+                        backend: self.name.into(),
+                    })
+                    .collect()
+            });
+            Box::pin(std::future::ready(listed))
+        }
+        fn infer(&self, _: InferenceRequest) -> BoxFuture<'_, Result<TokenStream, BackendError>> {
+            unreachable!("routing only")
+        }
+        fn health(&self) -> BoxFuture<'_, BackendHealth> {
+            unreachable!("routing only")
+        }
+        fn serves_unlisted_models(&self) -> bool {
+            self.open
+        }
+    }
+
+    fn down() -> BackendError {
+        BackendError::Unreachable {
+            backend: "ollama".into(),
+            reason: ConnectFailure::Refused,
+            detail: "http://127.0.0.1:11434".into(),
+        }
+    }
+
+    fn registry(ollama: Result<Vec<&'static str>, BackendError>) -> Registry {
+        Registry::new(vec![
+            Arc::new(Listed {
+                name: "ollama",
+                models: ollama,
+                open: true,
+            }),
+            Arc::new(Listed {
+                name: "embedded",
+                models: Ok(vec!["gemma3:270m"]),
+                open: false,
+            }),
+        ])
+    }
+
+    async fn resolved(registry: &Registry, model: &str) -> Result<String, BackendError> {
+        registry
+            .resolve(model)
+            .await
+            .map(|backend| backend.name().to_string())
+    }
+
+    #[tokio::test]
+    async fn a_listed_model_goes_to_its_backend_with_or_without_latest() {
+        let registry = registry(Ok(vec!["llama3.2:latest"]));
+        assert_eq!(resolved(&registry, "llama3.2").await.unwrap(), "ollama");
+        assert_eq!(
+            resolved(&registry, "gemma3:270m").await.unwrap(),
+            "embedded"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unlisted_name_goes_to_ollama_for_its_own_answer() {
+        let registry = registry(Ok(vec![]));
+        assert_eq!(resolved(&registry, "nope").await.unwrap(), "ollama");
+    }
+
+    #[tokio::test]
+    async fn while_ollama_is_down_an_unlisted_name_is_its_outage_not_a_404() {
+        let registry = registry(Err(down()));
+        assert_eq!(resolved(&registry, "llama3.2:1b").await, Err(down()));
+        // The embedded models are still served.
+        assert_eq!(
+            resolved(&registry, "gemma3:270m").await.unwrap(),
+            "embedded"
+        );
+    }
+
+    #[tokio::test]
+    async fn with_every_backend_up_and_none_resolving_names_it_is_not_found() {
+        let registry = Registry::new(vec![
+            Arc::new(Listed {
+                name: "embedded",
+                models: Ok(vec!["gemma3:270m"]),
+                open: false,
+            }),
+            Arc::new(Listed {
+                name: "other",
+                models: Ok(vec![]),
+                open: false,
+            }),
+        ]);
+        assert_eq!(
+            resolved(&registry, "llama3.2:1b").await,
+            Err(BackendError::ModelNotFound {
+                message: "model \"llama3.2:1b\" not found".into()
+            })
+        );
     }
 }

@@ -1,41 +1,39 @@
-//! The whole HTTP surface: the API under `/api/v1`, health and metrics, the
-//! OpenAPI document and Swagger UI, and the server-rendered page.
+//! The whole HTTP surface: our API under `/api/v1`, health and metrics, the
+//! OpenAPI document and Swagger UI, and the server-rendered page. Each
+//! resource registers its operations with the OpenAPI document as it
+//! registers its routes, so the document cannot miss one.
 
-mod chat;
-mod generate;
+mod answers;
 mod generations;
 mod health;
 mod models;
 
 use axum::Router;
 use axum::extract::OriginalUri;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::{middleware, openapi, ssr};
 
-pub use chat::{__path_chat, __path_stream_chat};
-pub use generate::{__path_generate, __path_stream_generate};
-pub use generations::{
-    __path_cancel_generation, __path_create_generation, __path_generation_events,
-    __path_get_generation,
-};
-pub use health::{__path_health, __path_metrics, __path_readiness, Health, Readiness};
-pub use models::__path_list_models;
+/// Every documented route, with the document.
+pub fn documented() -> OpenApiRouter<AppState> {
+    let api = OpenApiRouter::new()
+        .merge(models::router())
+        .merge(answers::router())
+        .merge(generations::router())
+        .fallback(api_not_found);
+    OpenApiRouter::with_openapi(openapi::base())
+        .nest("/api/v1", api)
+        .merge(health::router())
+}
 
 /// The application: every route, with the middleware stack around it.
 pub fn app(state: AppState) -> Router {
-    let api = Router::new()
-        .merge(models::router())
-        .merge(generate::router())
-        .merge(chat::router())
-        .merge(generations::router())
-        .fallback(api_not_found);
+    let (documented, document) = documented().split_for_parts();
     let body_limit = state.body_limit;
-    let router = Router::new()
-        .nest("/api/v1", api)
-        .merge(health::router())
-        .merge(openapi::router())
+    let router = documented
+        .merge(openapi::router(openapi::finish(document)))
         .merge(ssr::router(&state))
         .with_state(state);
     middleware::apply(router, body_limit)

@@ -6,6 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+/// What a stream or generation cut short by a shutdown says.
+pub const SHUTTING_DOWN: &str = "server shutting down";
+
 /// The server's stop switch. Tasks await it; hot loops (a token stream's
 /// every poll) read its flag, which costs an atomic load where the token's
 /// own check takes a lock.

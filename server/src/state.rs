@@ -1,29 +1,29 @@
-//! What every handler shares: the backends, stream settings, counters and
-//! the shutdown signal.
+//! What every handler shares: the backends, the generations, what streams
+//! need, counters and the shutdown signal.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
-use crate::generations::Generations;
+use crate::generations::GenerationStore;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
+use crate::stream::body::StreamContext;
 
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     /// Resumable generations for `EventSource` clients.
-    pub generations: Arc<Generations>,
-    /// Interval of keep-alive comments on idle SSE streams.
-    pub sse_keep_alive: Duration,
+    pub generations: Arc<dyn GenerationStore>,
+    /// What every streaming response needs: keep-alive, shutdown, counters.
+    pub streams: StreamContext,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
     /// Triggered when the server starts shutting down; open streams then
-    /// end with an `event: error` saying so.
+    /// end with their dialect's shutdown frame.
     pub shutdown: Shutdown,
     pub leptos_options: LeptosOptions,
 }

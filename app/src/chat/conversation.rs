@@ -47,8 +47,8 @@ impl AnswerStats {
 
     pub fn from_stream(done: &DoneChunk, first_token_ms: Option<f64>) -> Self {
         Self {
-            tokens: done.eval_count,
-            tokens_per_second: Self::rate(done.eval_count, done.eval_duration),
+            tokens: done.counters.eval_count,
+            tokens_per_second: Self::rate(done.counters.eval_count, done.counters.eval_duration),
             first_token_ms,
             total_ms: None,
         }
@@ -56,8 +56,11 @@ impl AnswerStats {
 
     pub fn from_whole(response: &ChatResponse, total_ms: f64) -> Self {
         Self {
-            tokens: response.eval_count,
-            tokens_per_second: Self::rate(response.eval_count, response.eval_duration),
+            tokens: response.counters.eval_count,
+            tokens_per_second: Self::rate(
+                response.counters.eval_count,
+                response.counters.eval_duration,
+            ),
             first_token_ms: None,
             total_ms: Some(total_ms),
         }
@@ -157,8 +160,11 @@ mod tests {
     #[test]
     fn stats_read_like_a_person_would_say_them() {
         let done = DoneChunk {
-            eval_count: 42,
-            eval_duration: 2_000_000_000,
+            counters: crate::api::Counters {
+                eval_count: 42,
+                eval_duration: 2_000_000_000,
+                ..Default::default()
+            },
             ..DoneChunk::default()
         };
         let stats = AnswerStats::from_stream(&done, Some(120.4));

@@ -5,6 +5,30 @@ use leptos::prelude::*;
 
 use crate::api::ModelList;
 
+/// The model requests will use: the user's choice if the backends still
+/// offer it, else the first one listed.
+pub fn current_model(
+    models: Resource<Result<ModelList, String>>,
+    chosen: RwSignal<String>,
+) -> Memo<String> {
+    Memo::new(move |_| {
+        let chosen = chosen.get();
+        models.with(|models| {
+            let Some(Ok(list)) = models else {
+                return String::new();
+            };
+            if list.models.iter().any(|model| model.name == chosen) {
+                chosen
+            } else {
+                list.models
+                    .first()
+                    .map(|model| model.name.clone())
+                    .unwrap_or_default()
+            }
+        })
+    })
+}
+
 /// A `<select>` of the models. `current` is the model requests will use;
 /// `on_pick` hears the user's choice.
 #[component]
@@ -44,7 +68,7 @@ pub fn ModelPicker(
                                     let detail = [
                                         model.details.parameter_size,
                                         model.details.quantization_level,
-                                        model.backend.as_str().to_string(),
+                                        model.backend,
                                     ]
                                         .into_iter()
                                         .filter(|part| !part.is_empty())

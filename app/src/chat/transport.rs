@@ -1,19 +1,23 @@
 //! How an answer travels (browser only). Streamed: `POST /api/v1/generations`,
-//! then the browser's own `EventSource` on its events URL, which reconnects
-//! by itself and resumes with `Last-Event-ID`. Whole: one `POST
-//! /api/v1/chat`. Stop closes the stream (or aborts the request) and cancels
-//! the generation on the server, keeping the text so far.
+//! then the browser's own `EventSource` (through gloo-net) on its events URL,
+//! which reconnects by itself and resumes with `Last-Event-ID`. Whole: one
+//! `POST /api/v1/chat`. Stop ends the answer's task, which closes the stream
+//! (or aborts the request), and cancels the generation on the server,
+//! keeping the text so far.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use futures_util::StreamExt;
+use futures_util::future::{AbortHandle, Abortable};
+use futures_util::stream::PollNext;
+use gloo_net::eventsource::State;
+use gloo_net::eventsource::futures::{EventSource, EventSourceSubscription};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wasm_bindgen::JsCast;
-use wasm_bindgen::closure::Closure;
-use web_sys::{AbortController, AbortSignal, Event, EventSource, MessageEvent};
+use web_sys::{AbortController, AbortSignal, MessageEvent};
 
 use super::conversation::{AnswerStats, Turn, TurnStatus};
 use crate::api::{
@@ -28,46 +32,13 @@ fn now_ms() -> f64 {
         .map_or(0.0, |performance| performance.now())
 }
 
-/// An event name and the handler registered for it.
-type Listener = (&'static str, Closure<dyn FnMut(Event)>);
-
-/// The answer in flight, and what must be released when it ends.
+/// The answer in flight, and how to stop it.
 struct Answer {
     turn: Turn,
-    started_ms: f64,
-    first_token_ms: Option<f64>,
+    /// Ends the answer's task (its stream or request goes with it).
+    task: AbortHandle,
+    /// Set once the server has created the generation.
     generation_id: Option<String>,
-    source: Option<EventSource>,
-    listeners: Vec<Listener>,
-    abort: Option<AbortController>,
-}
-
-impl Answer {
-    fn new(turn: Turn) -> Self {
-        Self {
-            turn,
-            started_ms: now_ms(),
-            first_token_ms: None,
-            generation_id: None,
-            source: None,
-            listeners: Vec::new(),
-            abort: None,
-        }
-    }
-
-    /// Stops every channel of this answer.
-    fn close(&self) {
-        if let Some(source) = &self.source {
-            for (name, listener) in &self.listeners {
-                let _ = source
-                    .remove_event_listener_with_callback(name, listener.as_ref().unchecked_ref());
-            }
-            source.close();
-        }
-        if let Some(abort) = &self.abort {
-            abort.abort();
-        }
-    }
 }
 
 /// Carries one answer at a time for the page.
@@ -79,44 +50,35 @@ pub struct Transport {
 impl Transport {
     /// Streams the answer to `turn` through a generation and `EventSource`.
     pub fn stream(&self, turn: Turn, request: CreateGenerationRequest) {
-        self.begin(Answer::new(turn.clone()));
         let this = self.clone();
-        spawn_local(async move {
+        let task_turn = turn.clone();
+        self.run(turn, async move {
+            let turn = task_turn;
+            let started_ms = now_ms();
             let created =
                 post_json::<_, GenerationCreated>("/api/v1/generations", &request, None).await;
-            if !this.is_current(&turn) {
-                // Stopped while the request was on its way: cancel what it started.
-                if let Ok(created) = created {
-                    delete_generation(created.id);
-                }
-                return;
-            }
             match created {
-                Ok(created) => this.listen(turn, created),
-                Err(message) => {
-                    turn.fail(message);
-                    this.end(&turn);
+                Ok(created) => {
+                    this.created(&turn, created.id);
+                    this.follow(&turn, &created.events_url, started_ms).await;
                 }
+                Err(message) => turn.fail(message),
             }
+            this.end(&turn);
         });
     }
 
     /// Fetches the whole answer to `turn` at once.
     pub fn whole(&self, turn: Turn, request: ChatRequest) {
-        let mut answer = Answer::new(turn.clone());
-        let abort = AbortController::new().ok();
-        let signal = abort.as_ref().map(AbortController::signal);
-        answer.abort = abort;
-        let started_ms = answer.started_ms;
-        self.begin(answer);
         let this = self.clone();
-        spawn_local(async move {
-            let result =
-                post_json::<_, ChatResponse>("/api/v1/chat", &request, signal.as_ref()).await;
-            if !this.is_current(&turn) {
-                return;
-            }
-            match result {
+        let task_turn = turn.clone();
+        self.run(turn, async move {
+            let turn = task_turn;
+            let started_ms = now_ms();
+            // Stop ends this task; the abort controller then cancels the fetch.
+            let abort = AbortOnDrop(AbortController::new().ok());
+            let signal = abort.0.as_ref().map(AbortController::signal);
+            match post_json::<_, ChatResponse>("/api/v1/chat", &request, signal.as_ref()).await {
                 Ok(response) => {
                     let stats = AnswerStats::from_whole(&response, now_ms() - started_ms);
                     turn.text.set(response.message.content);
@@ -134,176 +96,196 @@ impl Transport {
         let Some(answer) = self.current.borrow_mut().take() else {
             return;
         };
-        answer.close();
-        if let Some(id) = answer.generation_id.clone() {
+        answer.task.abort();
+        if let Some(id) = answer.generation_id {
             delete_generation(id);
         }
         answer.turn.status.set(TurnStatus::Stopped);
-        release(answer);
     }
 
-    fn begin(&self, answer: Answer) {
+    /// Runs an answer's task as the current answer, replacing any other.
+    fn run(&self, turn: Turn, task: impl Future<Output = ()> + 'static) {
         self.stop();
-        *self.current.borrow_mut() = Some(answer);
+        let (handle, registration) = AbortHandle::new_pair();
+        *self.current.borrow_mut() = Some(Answer {
+            turn,
+            task: handle,
+            generation_id: None,
+        });
+        spawn_local(async move {
+            let _ = Abortable::new(task, registration).await;
+        });
     }
 
-    fn is_current(&self, turn: &Turn) -> bool {
-        self.current
-            .borrow()
-            .as_ref()
-            .is_some_and(|answer| answer.turn.id == turn.id)
-    }
-
-    /// Ends the answer to `turn` (if it is still the current one).
-    fn end(&self, turn: &Turn) {
-        let answer = {
-            let mut current = self.current.borrow_mut();
-            if !current
-                .as_ref()
-                .is_some_and(|answer| answer.turn.id == turn.id)
-            {
-                return;
-            }
-            current.take()
-        };
-        if let Some(answer) = answer {
-            answer.close();
-            release(answer);
+    /// Records the generation the server made for `turn`; if the answer was
+    /// stopped while the request was on its way, cancels it.
+    fn created(&self, turn: &Turn, id: String) {
+        match self.current.borrow_mut().as_mut() {
+            Some(answer) if answer.turn.id == turn.id => answer.generation_id = Some(id),
+            _ => delete_generation(id),
         }
     }
 
-    /// Opens the generation's event stream and wires its events to `turn`.
-    fn listen(&self, turn: Turn, created: GenerationCreated) {
-        let source = match EventSource::new(&created.events_url) {
-            Ok(source) => source,
-            Err(_) => {
-                turn.fail("the browser could not open the event stream");
-                self.end(&turn);
-                return;
-            }
-        };
-        let mut listeners: Vec<Listener> = Vec::new();
+    /// Ends the answer to `turn`, if it is still the current one.
+    fn end(&self, turn: &Turn) {
+        let mut current = self.current.borrow_mut();
+        if current
+            .as_ref()
+            .is_some_and(|answer| answer.turn.id == turn.id)
+        {
+            current.take();
+        }
+    }
 
-        let this = self.clone();
-        let token_turn = turn.clone();
-        listeners.push((
-            "message",
-            Closure::new(move |event: Event| {
-                let Some(data) = message_data(&event) else {
-                    return;
+    /// Reads the generation's events into `turn` until it ends.
+    async fn follow(&self, turn: &Turn, events_url: &str, started_ms: f64) {
+        let Ok(mut source) = EventSource::new(events_url) else {
+            turn.fail("the browser could not open the event stream");
+            return;
+        };
+        let Some((messages, signals)) = subscribe(&mut source) else {
+            turn.fail("the browser could not open the event stream");
+            return;
+        };
+        // gloo gives each event type its own queue. Tokens are read first
+        // whenever some are waiting: every token the server sent before its
+        // final event is queued by the time that event is, so none is lost
+        // behind it.
+        let mut events = futures_util::stream::select_with_strategy(
+            messages,
+            futures_util::stream::select_all(signals),
+            |_: &mut ()| PollNext::Left,
+        );
+        let mut reader = Reader {
+            turn,
+            started_ms,
+            first_token_ms: None,
+        };
+        while let Some(event) = events.next().await {
+            let ended = match event {
+                Ok((name, event)) => reader.event(&name, &event, source.state()),
+                // gloo reports every `error` event the browser will not
+                // recover from: the stream is closed for good.
+                Err(_) => reader.lost_if(source.state()),
+            };
+            if ended {
+                break;
+            }
+        }
+        // The subscriptions go first: closing the source makes gloo
+        // dispatch an `error` event that must not be read as a failure.
+        drop(events);
+        source.close();
+    }
+}
+
+/// The token queue, and the queues of the events that end or interrupt it.
+fn subscribe(
+    source: &mut EventSource,
+) -> Option<(EventSourceSubscription, Vec<EventSourceSubscription>)> {
+    let messages = source.subscribe("message").ok()?;
+    let signals = [EVENT_DONE, EVENT_CANCELLED, EVENT_ERROR, "open"]
+        .into_iter()
+        .map(|name| source.subscribe(name).ok())
+        .collect::<Option<Vec<_>>>()?;
+    Some((messages, signals))
+}
+
+/// Turns a generation's events into the answer's state.
+struct Reader<'a> {
+    turn: &'a Turn,
+    started_ms: f64,
+    first_token_ms: Option<f64>,
+}
+
+impl Reader<'_> {
+    /// Applies one event; true when the answer has ended.
+    fn event(&mut self, name: &str, event: &MessageEvent, state: State) -> bool {
+        let turn = self.turn;
+        match name {
+            "message" => {
+                let Some(data) = event.data().as_string() else {
+                    return false;
                 };
                 let Ok(chunk) = serde_json::from_str::<TokenChunk>(&data) else {
-                    return;
+                    return false;
                 };
-                if let Some(answer) = this.current.borrow_mut().as_mut()
-                    && answer.first_token_ms.is_none()
-                {
-                    answer.first_token_ms = Some(now_ms() - answer.started_ms);
+                self.first_token_ms
+                    .get_or_insert_with(|| now_ms() - self.started_ms);
+                if turn.status.get_untracked() != TurnStatus::Streaming {
+                    turn.status.set(TurnStatus::Streaming);
                 }
-                if token_turn.status.get_untracked() != TurnStatus::Streaming {
-                    token_turn.status.set(TurnStatus::Streaming);
+                turn.text.update(|text| text.push_str(&chunk.response));
+                false
+            }
+            EVENT_DONE => {
+                if let Some(done) = json::<DoneChunk>(event) {
+                    let stats = AnswerStats::from_stream(&done, self.first_token_ms);
+                    turn.stats.set(Some(stats));
                 }
-                token_turn
-                    .text
-                    .update(|text| text.push_str(&chunk.response));
-            }),
-        ));
-
-        let this = self.clone();
-        let done_turn = turn.clone();
-        listeners.push((
-            EVENT_DONE,
-            Closure::new(move |event: Event| {
-                let first_token_ms = this
-                    .current
-                    .borrow()
-                    .as_ref()
-                    .and_then(|a| a.first_token_ms);
-                if let Some(done) = message_json::<DoneChunk>(&event) {
-                    done_turn
-                        .stats
-                        .set(Some(AnswerStats::from_stream(&done, first_token_ms)));
+                turn.status.set(TurnStatus::Done);
+                true
+            }
+            EVENT_CANCELLED => {
+                turn.error
+                    .set(json::<ErrorBody>(event).map(|body| body.error));
+                turn.status.set(TurnStatus::Stopped);
+                true
+            }
+            // Both the server's `event: error` (with data) and the browser's
+            // own signal that the connection dropped (without).
+            EVENT_ERROR => {
+                if let Some(body) = json::<ErrorBody>(event) {
+                    turn.fail(body.error);
+                    return true;
                 }
-                done_turn.status.set(TurnStatus::Done);
-                this.end(&done_turn);
-            }),
-        ));
-
-        let this = self.clone();
-        let cancelled_turn = turn.clone();
-        listeners.push((
-            EVENT_CANCELLED,
-            Closure::new(move |event: Event| {
-                let reason = message_json::<ErrorBody>(&event).map(|body| body.error);
-                cancelled_turn.error.set(reason);
-                cancelled_turn.status.set(TurnStatus::Stopped);
-                this.end(&cancelled_turn);
-            }),
-        ));
-
-        // `error` is both the server's `event: error` (a MessageEvent with
-        // data) and the browser's own signal that the connection dropped.
-        let this = self.clone();
-        let error_turn = turn.clone();
-        let error_source = source.clone();
-        listeners.push((
-            EVENT_ERROR,
-            Closure::new(move |event: Event| {
-                if let Some(body) = message_json::<ErrorBody>(&event) {
-                    error_turn.fail(body.error);
-                    this.end(&error_turn);
-                } else if error_source.ready_state() == EventSource::CLOSED {
-                    error_turn.fail("lost the connection to the server");
-                    this.end(&error_turn);
-                } else {
+                if state == State::Connecting {
                     // The browser reconnects by itself and the server resumes
                     // after the last token received.
-                    error_turn.status.set(TurnStatus::Reconnecting);
+                    turn.status.set(TurnStatus::Reconnecting);
+                    return false;
                 }
-            }),
-        ));
-
-        let open_turn = turn.clone();
-        listeners.push((
-            "open",
-            Closure::new(move |_: Event| {
-                if open_turn.status.get_untracked() == TurnStatus::Reconnecting {
-                    let resumed = if open_turn.text.with_untracked(String::is_empty) {
+                self.lost_if(state)
+            }
+            "open" => {
+                if turn.status.get_untracked() == TurnStatus::Reconnecting {
+                    let resumed = if turn.text.with_untracked(String::is_empty) {
                         TurnStatus::Waiting
                     } else {
                         TurnStatus::Streaming
                     };
-                    open_turn.status.set(resumed);
+                    turn.status.set(resumed);
                 }
-            }),
-        ));
+                false
+            }
+            _ => false,
+        }
+    }
 
-        for (name, listener) in &listeners {
-            let _ =
-                source.add_event_listener_with_callback(name, listener.as_ref().unchecked_ref());
+    /// Fails the answer if the stream is closed for good.
+    fn lost_if(&self, state: State) -> bool {
+        if state == State::Closed {
+            self.turn.fail("lost the connection to the server");
+            return true;
         }
-        if let Some(answer) = self.current.borrow_mut().as_mut() {
-            answer.generation_id = Some(created.id);
-            answer.source = Some(source);
-            answer.listeners = listeners;
-        }
+        false
     }
 }
 
-/// Drops an answer's listeners after the current event handler returns: a
-/// closure must not be freed while it runs.
-fn release(answer: Answer) {
-    spawn_local(async move { drop(answer) });
+/// The JSON in a server-sent event's data, if it carries any.
+fn json<T: DeserializeOwned>(event: &MessageEvent) -> Option<T> {
+    serde_json::from_str(&event.data().as_string()?).ok()
 }
 
-/// A server-sent event's data, if the event carries any.
-fn message_data(event: &Event) -> Option<String> {
-    event.dyn_ref::<MessageEvent>()?.data().as_string()
-}
+/// Aborts a fetch when the task awaiting it is dropped (Stop).
+struct AbortOnDrop(Option<AbortController>);
 
-/// The JSON in a server-sent event's data, if it is one.
-fn message_json<T: DeserializeOwned>(event: &Event) -> Option<T> {
-    serde_json::from_str(&message_data(event)?).ok()
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(controller) = &self.0 {
+            controller.abort();
+        }
+    }
 }
 
 /// POSTs JSON; a non-2xx answer becomes its `{"error"}` message.

@@ -19,18 +19,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use app::api::{
-    BackendKind, ChatMessage, ChatRequest, GenerateRequest, KeepAlive, ModelInfo, ModelOptions,
-    Role,
-};
+use app::api::ModelInfo;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::catalog::{Catalog, ModelFile};
 use self::engine::{Engine, EngineSettings, Job, Reservation};
 use self::sampling::Sampling;
-use super::{Backend, BackendError, BackendHealth, BoxFuture, TokenStream};
+use super::{Backend, BackendError, BackendHealth, BackendKind, BoxFuture, TokenStream};
+use crate::inference::{InferenceRequest, Input, Lifetime, Message, Role};
 
-pub use self::engine::llama_backend;
+/// The one embedded backend's name.
+const NAME: &str = "embedded";
 
 /// How the embedded backend runs.
 #[derive(Debug, Clone)]
@@ -51,6 +50,7 @@ pub struct EmbeddedSettings {
 type Engines = Mutex<HashMap<PathBuf, Arc<Engine>>>;
 
 pub struct EmbeddedBackend {
+    name: Arc<str>,
     catalog: Arc<Catalog>,
     settings: EmbeddedSettings,
     engines: Arc<Engines>,
@@ -66,7 +66,8 @@ impl EmbeddedBackend {
     /// Creates the backend and its unloader task; needs a Tokio runtime.
     pub fn new(settings: EmbeddedSettings) -> Arc<Self> {
         let backend = Arc::new(Self {
-            catalog: Arc::new(Catalog::new(settings.models_dir.clone())),
+            name: NAME.into(),
+            catalog: Arc::new(Catalog::new(settings.models_dir.clone(), NAME)),
             slots: Arc::new(Semaphore::new(settings.parallel as usize)),
             settings,
             engines: Arc::new(Mutex::new(HashMap::new())),
@@ -91,12 +92,21 @@ impl EmbeddedBackend {
         self.engines.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// A failure of this server's own machinery, logged in full.
+    fn internal(&self, message: &str, detail: impl ToString) -> BackendError {
+        BackendError::Internal {
+            backend: self.name.clone(),
+            message: message.to_string(),
+            detail: detail.to_string(),
+        }
+    }
+
     async fn scan(&self) -> Result<Vec<ModelFile>, BackendError> {
         let catalog = self.catalog.clone();
         tokio::task::spawn_blocking(move || catalog.scan())
             .await
-            .map_err(|error| BackendError::Failed(format!("model scan failed: {error}")))?
-            .map_err(BackendError::Failed)
+            .map_err(|error| self.internal("cannot list the embedded models", error))?
+            .map_err(|error| self.internal("cannot list the embedded models", error))
     }
 
     /// Waits for a parallel slot, unless the queue is full.
@@ -106,16 +116,19 @@ impl EmbeddedBackend {
         }
         let queued = Queued::join(&self.waiting);
         if queued.position > self.settings.queue {
-            return Err(BackendError::Busy(format!(
-                "server busy: {} answers running and {} waiting; try again shortly",
-                self.settings.parallel, self.settings.queue
-            )));
+            return Err(BackendError::Busy {
+                backend: self.name.clone(),
+                message: format!(
+                    "server busy: {} answers running and {} waiting; try again shortly",
+                    self.settings.parallel, self.settings.queue
+                ),
+            });
         }
         self.slots
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| BackendError::Failed("the embedded backend is shutting down".into()))
+            .map_err(|error| self.internal("the embedded backend is shutting down", error))
     }
 
     /// The engine of a model file, loading it if needed, reserved for one
@@ -136,11 +149,12 @@ impl EmbeddedBackend {
         let settings = self.engine_settings();
         let keep_alive = self.settings.keep_alive;
         let live = self.live.clone();
+        let cannot_load = format!("the model {} could not be loaded", file.info.name);
         let engine =
             tokio::task::spawn_blocking(move || Engine::load(&path, settings, keep_alive, live))
                 .await
-                .map_err(|error| BackendError::Failed(format!("model load failed: {error}")))?
-                .map_err(BackendError::Failed)?;
+                .map_err(|error| self.internal(&cannot_load, error))?
+                .map_err(|error| self.internal(&cannot_load, error))?;
         let load_duration = started.elapsed();
         tracing::info!(
             model = %file.info.name,
@@ -163,6 +177,7 @@ impl EmbeddedBackend {
 
     fn engine_settings(&self) -> EngineSettings {
         EngineSettings {
+            backend: self.name.clone(),
             threads: self.settings.threads as i32,
             parallel: self.settings.parallel,
             context_size: self.settings.context_size,
@@ -170,32 +185,40 @@ impl EmbeddedBackend {
         }
     }
 
-    async fn start(&self, request: Request) -> Result<TokenStream, BackendError> {
+    async fn start(&self, request: InferenceRequest) -> Result<TokenStream, BackendError> {
         let received = Instant::now();
-        let keep_alive = keep_alive_of(request.keep_alive.as_ref())?;
+        let keep_alive = match &request.keep_alive {
+            None => None,
+            Some(keep_alive) => {
+                Some(
+                    keep_alive
+                        .lifetime()
+                        .map_err(|message| BackendError::Rejected {
+                            status: 400,
+                            message,
+                        })?,
+                )
+            }
+        };
         let file = self
             .scan()
             .await?
             .into_iter()
             .find(|file| file.answers_to(&request.model))
-            .ok_or_else(|| {
-                BackendError::ModelNotFound(format!(
-                    "model \"{}\" not found: the embedded models are the .gguf files in {}",
-                    request.model,
-                    self.catalog.dir().display()
-                ))
+            .ok_or_else(|| BackendError::ModelNotFound {
+                message: format!("model \"{}\" not found", request.model),
             })?;
         let permit = self.acquire_slot().await?;
         let (reservation, load_duration) = self.reserve_engine(&file).await?;
 
-        let options = request.options.unwrap_or_default();
+        let options = request.options;
         let context_size = self.settings.context_size;
         let window = options
-            .num_ctx
+            .context_window
             .map_or(context_size, |n| n.clamp(16, context_size));
         let engine = reservation.engine().clone();
-        let messages = request.messages;
-        let context = request.context;
+        let want_context = request.input.wants_context();
+        let (messages, context) = conversation(request.input);
         let stops = options.stop.clone().unwrap_or_default();
         let prompt = tokio::task::spawn_blocking(move || {
             prompt::build(
@@ -207,7 +230,7 @@ impl EmbeddedBackend {
             )
         })
         .await
-        .map_err(|error| BackendError::Failed(format!("prompt building failed: {error}")))?;
+        .map_err(|error| self.internal("the prompt could not be prepared", error))?;
         if prompt.tokens.len() as u32 >= window {
             return Err(BackendError::Rejected {
                 status: 400,
@@ -220,37 +243,54 @@ impl EmbeddedBackend {
         }
         let (events, tokens) = tokio::sync::mpsc::unbounded_channel();
         let max_tokens = options
-            .num_predict
+            .max_tokens
             .and_then(|n| u32::try_from(n).ok())
             .or(prompt.default_max_tokens);
         let job = Job {
             prompt,
-            sampling: Sampling::from_options(Some(&options)),
+            sampling: Sampling::from_options(&options),
             max_tokens,
             window,
             model_name: file.info.name.clone(),
-            want_context: request.want_context,
+            want_context,
             load_duration,
             received,
             events,
             _slot: permit,
         };
-        reservation.run(job, keep_alive.unwrap_or(self.settings.keep_alive))?;
-        Ok(Box::pin(futures_util::stream::unfold(
-            tokens,
-            |mut tokens| async move { tokens.recv().await.map(|event| (event, tokens)) },
-        )))
+        let keep_alive = match keep_alive {
+            None => self.settings.keep_alive,
+            Some(Lifetime::For(duration)) => Some(duration),
+            Some(Lifetime::Forever) => None,
+        };
+        reservation.run(job, keep_alive)?;
+        Ok(TokenStream::new(
+            self.name.clone(),
+            futures_util::stream::unfold(tokens, |mut tokens| async move {
+                tokens.recv().await.map(|event| (event, tokens))
+            }),
+        ))
     }
 }
 
-/// What the embedded backend needs from a generate or chat request.
-struct Request {
-    model: String,
-    messages: Vec<ChatMessage>,
-    context: Vec<i64>,
-    options: Option<ModelOptions>,
-    keep_alive: Option<KeepAlive>,
-    want_context: bool,
+/// The messages to prompt with, and the token ids of an earlier exchange.
+/// A completion is one user message under its system prompt.
+fn conversation(input: Input) -> (Vec<Message>, Vec<i64>) {
+    match input {
+        Input::Chat(messages) => (messages, Vec::new()),
+        Input::Completion {
+            prompt,
+            system,
+            context,
+        } => {
+            let mut messages = Vec::new();
+            if let Some(system) = system.filter(|system| !system.trim().is_empty()) {
+                messages.push(Message::new(Role::System, system));
+            }
+            messages.push(Message::new(Role::User, prompt));
+            (messages, context.unwrap_or_default())
+        }
+    }
 }
 
 /// Counts a request waiting for a slot, until dropped (also when the client
@@ -274,41 +314,6 @@ impl Drop for Queued {
     fn drop(&mut self) {
         self.waiting.fetch_sub(1, Ordering::SeqCst);
     }
-}
-
-/// A request's `keep_alive` as Ollama reads it: a duration ("5m", "1h"),
-/// or seconds; negative means forever, 0 unloads right after the answer.
-/// `Ok(None)`: not given. `Ok(Some(None))`: forever.
-fn keep_alive_of(keep_alive: Option<&KeepAlive>) -> Result<Option<Option<Duration>>, BackendError> {
-    let seconds = |seconds: f64| {
-        if seconds < 0.0 {
-            None
-        } else {
-            Some(Duration::from_secs_f64(seconds))
-        }
-    };
-    let Some(keep_alive) = keep_alive else {
-        return Ok(None);
-    };
-    let parsed = match keep_alive {
-        KeepAlive::Seconds(value) => seconds(*value),
-        KeepAlive::Duration(text) => {
-            let text = text.trim();
-            if let Ok(value) = text.parse::<f64>() {
-                seconds(value)
-            } else if text.starts_with('-') {
-                None
-            } else {
-                Some(
-                    humantime::parse_duration(text).map_err(|error| BackendError::Rejected {
-                        status: 400,
-                        message: format!("keep_alive {text:?} is not a duration: {error}"),
-                    })?,
-                )
-            }
-        }
-    };
-    Ok(Some(parsed))
 }
 
 /// Every second, unloads the models idle past their keep-alive.
@@ -341,6 +346,10 @@ async fn unload_idle(engines: Weak<Engines>) {
 }
 
 impl Backend for EmbeddedBackend {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
     fn kind(&self) -> BackendKind {
         BackendKind::Embedded
     }
@@ -356,34 +365,8 @@ impl Backend for EmbeddedBackend {
         })
     }
 
-    fn generate(
-        &self,
-        request: GenerateRequest,
-    ) -> BoxFuture<'_, Result<TokenStream, BackendError>> {
-        let mut messages = Vec::new();
-        if let Some(system) = request.system.filter(|system| !system.trim().is_empty()) {
-            messages.push(ChatMessage::new(Role::System, system));
-        }
-        messages.push(ChatMessage::new(Role::User, request.prompt));
-        Box::pin(self.start(Request {
-            model: request.model,
-            messages,
-            context: request.context.unwrap_or_default(),
-            options: request.options,
-            keep_alive: request.keep_alive,
-            want_context: true,
-        }))
-    }
-
-    fn chat(&self, request: ChatRequest) -> BoxFuture<'_, Result<TokenStream, BackendError>> {
-        Box::pin(self.start(Request {
-            model: request.model,
-            messages: request.messages,
-            context: Vec::new(),
-            options: request.options,
-            keep_alive: request.keep_alive,
-            want_context: false,
-        }))
+    fn infer(&self, request: InferenceRequest) -> BoxFuture<'_, Result<TokenStream, BackendError>> {
+        Box::pin(self.start(request))
     }
 
     fn health(&self) -> BoxFuture<'_, BackendHealth> {
@@ -397,10 +380,13 @@ impl Backend for EmbeddedBackend {
                         "no .gguf models in {location} (make setup fetches Gemma 3 270M there)"
                     )),
                 ),
-                Err(error) => (false, Some(error.to_string())),
+                Err(error) => (
+                    false,
+                    Some(format!("{error}: {}", error.detail().unwrap_or_default())),
+                ),
             };
             BackendHealth {
-                backend: BackendKind::Embedded,
+                kind: BackendKind::Embedded,
                 ready,
                 location,
                 version: Some(format!("llama.cpp via llama-cpp-2 {LLAMA_CPP_2_VERSION}")),
@@ -416,26 +402,3 @@ impl Backend for EmbeddedBackend {
 
 /// The binding's version, for `/readyz`.
 const LLAMA_CPP_2_VERSION: &str = "0.1.160";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keep_alive_reads_like_ollama() {
-        let parse = |k: KeepAlive| keep_alive_of(Some(&k)).unwrap().unwrap();
-        assert_eq!(
-            parse(KeepAlive::Duration("5m".into())),
-            Some(Duration::from_secs(300))
-        );
-        assert_eq!(parse(KeepAlive::Duration("-1".into())), None);
-        assert_eq!(parse(KeepAlive::Duration("-1m".into())), None);
-        assert_eq!(parse(KeepAlive::Seconds(0.0)), Some(Duration::ZERO));
-        assert_eq!(
-            parse(KeepAlive::Duration("30".into())),
-            Some(Duration::from_secs(30))
-        );
-        assert!(keep_alive_of(Some(&KeepAlive::Duration("soon".into()))).is_err());
-        assert_eq!(keep_alive_of(None).unwrap(), None);
-    }
-}

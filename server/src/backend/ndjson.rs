@@ -67,7 +67,8 @@ impl LineBuffer {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.current.is_empty() && self.partial.is_empty()
     }
 }

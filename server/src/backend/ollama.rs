@@ -1,30 +1,34 @@
-//! The Ollama backend: a typed HTTP client for `/api/tags`, `/api/version`,
-//! `/api/generate` and `/api/chat`, decoding Ollama's NDJSON streams.
+//! The Ollama backend: an HTTP client of one Ollama server (`/api/tags`,
+//! `/api/version`, `/api/generate`, `/api/chat`), decoding its NDJSON
+//! answers into a token stream. Its wire types are in [`wire`].
 //!
-//! Generations are always requested as streams, even for a non-streaming
+//! Answers are always requested as streams, even for a non-streaming
 //! client: only connect and time-to-headers are bounded, so an answer may
 //! take as long as it takes (the Go API cut every answer at 30 s).
 
-use std::borrow::Cow;
+mod wire;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use app::api::{BackendKind, ChatRequest, GenerateRequest, ModelDetails, ModelInfo};
+use app::api::ModelInfo;
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 use url::Url;
 
+use self::wire::{ErrorBody, Line, Request, TagList, Version};
 use super::ndjson::LineBuffer;
 use super::{
-    Backend, BackendError, BackendHealth, BoxFuture, Completion, StreamEvent, TokenStream,
+    Backend, BackendError, BackendHealth, BackendKind, BoxFuture, ConnectFailure, StreamEvent,
+    TokenStream,
 };
+use crate::inference::{InferenceRequest, Input};
 
-const NAME: &str = "ollama";
-
-/// How to reach Ollama.
+/// How to reach an Ollama server.
 #[derive(Debug, Clone)]
 pub struct OllamaSettings {
+    /// The instance's name (`ollama` when there is one).
+    pub name: String,
     pub url: Url,
     /// Bounds connecting, and separately the wait for response headers.
     pub timeout: Duration,
@@ -32,9 +36,19 @@ pub struct OllamaSettings {
     pub idle_timeout: Duration,
 }
 
+/// Why an Ollama client could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("the Ollama URL must be http:// or https:// (got {0})")]
+    Scheme(Url),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
 /// A client of one Ollama server. Cheap to clone: clones share the pool.
 #[derive(Debug, Clone)]
 pub struct OllamaBackend {
+    name: Arc<str>,
     base: Url,
     /// The API's URLs, resolved once rather than per request.
     urls: Arc<Urls>,
@@ -42,179 +56,6 @@ pub struct OllamaBackend {
     timeout: Duration,
     /// Answers being streamed from Ollama right now.
     open_streams: Arc<AtomicUsize>,
-}
-
-impl OllamaBackend {
-    pub fn new(settings: OllamaSettings) -> Result<Self, String> {
-        let mut base = settings.url;
-        if base.scheme() != "http" {
-            return Err(format!(
-                "OLLAMA_URL must be an http:// URL (got {base}); put a TLS-terminating proxy \
-                 on the same host in front of a remote Ollama"
-            ));
-        }
-        // `join` replaces the last path segment unless the base ends in '/'.
-        if !base.path().ends_with('/') {
-            base.set_path(&format!("{}/", base.path()));
-        }
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.timeout)
-            .tcp_keepalive(settings.tcp_keep_alive)
-            .pool_idle_timeout(settings.idle_timeout)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|error| format!("cannot build the Ollama HTTP client: {error}"))?;
-        let urls = Arc::new(Urls {
-            tags: join(&base, "api/tags"),
-            version: join(&base, "api/version"),
-            generate: join(&base, "api/generate"),
-            chat: join(&base, "api/chat"),
-        });
-        Ok(Self {
-            base,
-            urls,
-            http,
-            timeout: settings.timeout,
-            open_streams: Arc::new(AtomicUsize::new(0)),
-        })
-    }
-
-    pub fn base_url(&self) -> &Url {
-        &self.base
-    }
-
-    /// Sends a request and waits, within the timeout, for a 2xx status;
-    /// any other status becomes the matching [`BackendError`].
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, BackendError> {
-        let response = match tokio::time::timeout(self.timeout, request.send()).await {
-            Err(_) => {
-                return Err(BackendError::Timeout {
-                    backend: NAME,
-                    after: self.timeout,
-                });
-            }
-            Ok(Err(error)) => return Err(self.unreachable(&error)),
-            Ok(Ok(response)) => response,
-        };
-        if response.status().is_success() {
-            Ok(response)
-        } else {
-            Err(self.refusal(response).await)
-        }
-    }
-
-    fn unreachable(&self, error: &reqwest::Error) -> BackendError {
-        BackendError::Unreachable {
-            backend: NAME,
-            url: self.base.as_str().trim_end_matches('/').to_string(),
-            reason: root_cause(error),
-        }
-    }
-
-    /// Turns a non-2xx answer into an error that keeps Ollama's message.
-    async fn refusal(&self, response: reqwest::Response) -> BackendError {
-        let status = response.status();
-        let body = tokio::time::timeout(self.timeout, response.bytes())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        let message = serde_json::from_slice::<ErrorLine>(&body)
-            .map(|line| line.error)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&body).trim().to_string());
-        let message = if message.is_empty() {
-            status.canonical_reason().unwrap_or("error").to_lowercase()
-        } else {
-            message
-        };
-        match status.as_u16() {
-            404 => BackendError::ModelNotFound(message),
-            code @ 400..=499 => BackendError::Rejected {
-                status: code,
-                message,
-            },
-            code => BackendError::Failed(format!("ollama answered {code}: {message}")),
-        }
-    }
-
-    async fn stream(&self, url: &Url, body: impl Serialize) -> Result<TokenStream, BackendError> {
-        let request = self.http.post(url.clone()).json(&body);
-        let response = self.send(request).await?;
-        Ok(decode(response, OpenStream::new(&self.open_streams)))
-    }
-}
-
-impl Backend for OllamaBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Ollama
-    }
-
-    fn list_models(&self) -> BoxFuture<'_, Result<Vec<ModelInfo>, BackendError>> {
-        Box::pin(async move {
-            let response = self.send(self.http.get(self.urls.tags.clone())).await?;
-            let tags: TagList = tokio::time::timeout(self.timeout, response.json())
-                .await
-                .map_err(|_| BackendError::Timeout {
-                    backend: NAME,
-                    after: self.timeout,
-                })?
-                .map_err(|error| {
-                    BackendError::Failed(format!("ollama sent an unreadable model list: {error}"))
-                })?;
-            Ok(tags.models.into_iter().map(Tag::into_model_info).collect())
-        })
-    }
-
-    fn generate(
-        &self,
-        request: GenerateRequest,
-    ) -> BoxFuture<'_, Result<TokenStream, BackendError>> {
-        Box::pin(async move {
-            self.stream(&self.urls.generate, Streamed::new(&request))
-                .await
-        })
-    }
-
-    fn chat(&self, request: ChatRequest) -> BoxFuture<'_, Result<TokenStream, BackendError>> {
-        Box::pin(async move { self.stream(&self.urls.chat, Streamed::new(&request)).await })
-    }
-
-    fn active_sequences(&self) -> usize {
-        self.open_streams.load(Ordering::Relaxed)
-    }
-
-    fn health(&self) -> BoxFuture<'_, BackendHealth> {
-        Box::pin(async move {
-            let location = self.base.as_str().trim_end_matches('/').to_string();
-            let checked = async {
-                let response = self.send(self.http.get(self.urls.version.clone())).await?;
-                let version: Version = tokio::time::timeout(self.timeout, response.json())
-                    .await
-                    .map_err(|_| BackendError::Failed("version body timed out".into()))?
-                    .map_err(|error| BackendError::Failed(error.to_string()))?;
-                Ok::<_, BackendError>(version.version)
-            };
-            match checked.await {
-                Ok(version) => BackendHealth {
-                    backend: BackendKind::Ollama,
-                    ready: true,
-                    location,
-                    version: Some(version),
-                    error: None,
-                },
-                Err(error) => BackendHealth {
-                    backend: BackendKind::Ollama,
-                    ready: false,
-                    location,
-                    version: None,
-                    error: Some(error.to_string()),
-                },
-            }
-        })
-    }
 }
 
 #[derive(Debug)]
@@ -225,36 +66,239 @@ struct Urls {
     chat: Url,
 }
 
-fn join(base: &Url, path: &str) -> Url {
-    base.join(path).expect("API paths are valid relative URLs")
-}
-
-/// A request body with `"stream": true` added.
-#[derive(Serialize)]
-struct Streamed<'a, T> {
-    #[serde(flatten)]
-    request: &'a T,
-    stream: bool,
-}
-
-impl<'a, T> Streamed<'a, T> {
-    fn new(request: &'a T) -> Self {
-        Self {
-            request,
-            stream: true,
+impl OllamaBackend {
+    pub fn new(settings: OllamaSettings) -> Result<Self, SetupError> {
+        let mut base = settings.url;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(SetupError::Scheme(base));
         }
+        // `join` replaces the last path segment unless the base ends in '/'.
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.timeout)
+            .tcp_keepalive(settings.tcp_keep_alive)
+            .pool_idle_timeout(settings.idle_timeout)
+            .tcp_nodelay(true)
+            .build()?;
+        let join = |path: &str| base.join(path).expect("API paths are valid relative URLs");
+        let urls = Arc::new(Urls {
+            tags: join("api/tags"),
+            version: join("api/version"),
+            generate: join("api/generate"),
+            chat: join("api/chat"),
+        });
+        Ok(Self {
+            name: settings.name.into(),
+            base,
+            urls,
+            http,
+            timeout: settings.timeout,
+            open_streams: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// Where it is, for operators (`/readyz`, logs).
+    fn location(&self) -> String {
+        self.base.as_str().trim_end_matches('/').to_string()
+    }
+
+    /// Sends a request and waits, within the timeout, for a 2xx status;
+    /// any other status becomes the matching [`BackendError`].
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, BackendError> {
+        let response = match tokio::time::timeout(self.timeout, request.send()).await {
+            Err(_) => return Err(self.timed_out()),
+            Ok(Err(error)) => return Err(self.unreachable(&error)),
+            Ok(Ok(response)) => response,
+        };
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(self.refusal(response).await)
+        }
+    }
+
+    fn timed_out(&self) -> BackendError {
+        BackendError::Timeout {
+            backend: self.name.clone(),
+            after: self.timeout,
+        }
+    }
+
+    fn unreachable(&self, error: &reqwest::Error) -> BackendError {
+        BackendError::Unreachable {
+            backend: self.name.clone(),
+            reason: connect_failure(error),
+            detail: format!("{}: {}", self.location(), root_cause(error)),
+        }
+    }
+
+    /// Turns a non-2xx answer into an error. Ollama's own message (a JSON
+    /// `{"error"}`) is kept for the client; any other body is not repeated
+    /// (a proxy's HTML page may say things about the network).
+    async fn refusal(&self, response: reqwest::Response) -> BackendError {
+        let status = response.status();
+        let body = tokio::time::timeout(self.timeout, response.bytes())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let message = serde_json::from_slice::<ErrorBody>(&body)
+            .ok()
+            .map(|body| body.error)
+            .filter(|message| !message.trim().is_empty());
+        if message.is_none() && !body.is_empty() {
+            tracing::debug!(
+                backend = %self.name,
+                status = status.as_u16(),
+                body = %String::from_utf8_lossy(&body[..body.len().min(200)]),
+                "error answer without a JSON message"
+            );
+        }
+        let plain = || status.canonical_reason().unwrap_or("error").to_lowercase();
+        match status.as_u16() {
+            404 => BackendError::ModelNotFound {
+                message: message.unwrap_or_else(plain),
+            },
+            429 | 503 => BackendError::Busy {
+                backend: self.name.clone(),
+                message: message
+                    .unwrap_or_else(|| format!("{} is busy; try again shortly", self.name)),
+            },
+            code @ 400..=499 => BackendError::Rejected {
+                status: code,
+                message: message.unwrap_or_else(plain),
+            },
+            code => BackendError::Status {
+                backend: self.name.clone(),
+                status: code,
+                message,
+            },
+        }
+    }
+
+    async fn stream(&self, request: InferenceRequest) -> Result<TokenStream, BackendError> {
+        let url = match request.input {
+            Input::Completion { .. } => &self.urls.generate,
+            Input::Chat(_) => &self.urls.chat,
+        };
+        let body = self.http.post(url.clone()).json(&Request::new(&request));
+        let response = self.send(body).await?;
+        Ok(TokenStream::new(
+            self.name.clone(),
+            decode(
+                self.name.clone(),
+                response,
+                OpenStream::new(&self.open_streams),
+            ),
+        ))
     }
 }
 
+impl Backend for OllamaBackend {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> BackendKind {
+        BackendKind::Ollama
+    }
+
+    fn list_models(&self) -> BoxFuture<'_, Result<Vec<ModelInfo>, BackendError>> {
+        Box::pin(async move {
+            let response = self.send(self.http.get(self.urls.tags.clone())).await?;
+            let tags: TagList = tokio::time::timeout(self.timeout, response.json())
+                .await
+                .map_err(|_| self.timed_out())?
+                .map_err(|error| BackendError::Malformed {
+                    backend: self.name.clone(),
+                    detail: format!("unreadable model list: {error}"),
+                })?;
+            Ok(tags
+                .models
+                .into_iter()
+                .map(|tag| tag.into_model_info(&self.name))
+                .collect())
+        })
+    }
+
+    fn infer(&self, request: InferenceRequest) -> BoxFuture<'_, Result<TokenStream, BackendError>> {
+        Box::pin(self.stream(request))
+    }
+
+    fn active_sequences(&self) -> usize {
+        self.open_streams.load(Ordering::Relaxed)
+    }
+
+    fn serves_unlisted_models(&self) -> bool {
+        true
+    }
+
+    fn health(&self) -> BoxFuture<'_, BackendHealth> {
+        Box::pin(async move {
+            let checked = async {
+                let response = self.send(self.http.get(self.urls.version.clone())).await?;
+                let version: Version = tokio::time::timeout(self.timeout, response.json())
+                    .await
+                    .map_err(|_| self.timed_out())?
+                    .map_err(|error| BackendError::Malformed {
+                        backend: self.name.clone(),
+                        detail: error.to_string(),
+                    })?;
+                Ok::<_, BackendError>(version.version)
+            };
+            let (ready, version, error) = match checked.await {
+                Ok(version) => (true, Some(version), None),
+                Err(error) => (false, None, Some(error.to_string())),
+            };
+            BackendHealth {
+                kind: BackendKind::Ollama,
+                ready,
+                location: self.location(),
+                version,
+                error,
+            }
+        })
+    }
+}
+
+/// What kind of connection failure a reqwest error is, for the client.
+fn connect_failure(error: &reqwest::Error) -> ConnectFailure {
+    if error.is_timeout() {
+        return ConnectFailure::TimedOut;
+    }
+    let mut cause: Option<&dyn std::error::Error> = Some(error);
+    while let Some(current) = cause {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return ConnectFailure::Refused,
+                std::io::ErrorKind::TimedOut => return ConnectFailure::TimedOut,
+                _ => {}
+            }
+        }
+        let text = current.to_string();
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            return ConnectFailure::NameNotResolved;
+        }
+        if text.contains("certificate") || text.contains("tls") || text.contains("TLS") {
+            return ConnectFailure::Tls;
+        }
+        cause = current.source();
+    }
+    ConnectFailure::Other
+}
+
 /// The innermost cause of a reqwest error, which says what really happened
-/// ("Connection refused (os error 111)") where the outer one only names the URL.
+/// ("Connection refused (os error 111)") where the outer one only names the
+/// URL. For the logs.
 fn root_cause(error: &reqwest::Error) -> String {
     let mut cause: &dyn std::error::Error = error;
     while let Some(source) = cause.source() {
         cause = source;
-    }
-    if error.is_connect() && error.is_timeout() {
-        return "connection timed out".to_string();
     }
     cause.to_string()
 }
@@ -275,9 +319,14 @@ impl Drop for OpenStream {
     }
 }
 
-/// Decodes Ollama's NDJSON answer into tokens and a final completion.
-fn decode(response: reqwest::Response, open: OpenStream) -> TokenStream {
-    Box::pin(async_stream::stream! {
+/// Decodes Ollama's NDJSON answer into tokens and a final completion. An
+/// answer cut short simply ends: [`TokenStream`] says so.
+fn decode(
+    backend: Arc<str>,
+    response: reqwest::Response,
+    open: OpenStream,
+) -> impl futures_util::Stream<Item = Result<StreamEvent, BackendError>> + Send {
+    async_stream::stream! {
         let _open = open;
         let mut body = response.bytes_stream();
         let mut lines = LineBuffer::default();
@@ -288,28 +337,23 @@ fn decode(response: reqwest::Response, open: OpenStream) -> TokenStream {
             } else if body_ended {
                 match lines.finish() {
                     Some(line) => line,
-                    None => {
-                        yield Err(BackendError::Failed(
-                            "ollama ended the stream before it was done".to_string(),
-                        ));
-                        return;
-                    }
+                    None => return,
                 }
             } else {
                 match body.next().await {
                     Some(Ok(chunk)) => lines.push(chunk),
                     Some(Err(error)) => {
-                        yield Err(BackendError::Failed(format!(
-                            "the stream from ollama broke: {}",
-                            root_cause(&error)
-                        )));
+                        yield Err(BackendError::Broken {
+                            backend: backend.clone(),
+                            detail: root_cause(&error),
+                        });
                         return;
                     }
                     None => body_ended = true,
                 }
                 continue;
             };
-            match parse_line(&line) {
+            match wire::parse_line(&line) {
                 Ok(Line::Token(text)) => yield Ok(StreamEvent::Token(text)),
                 Ok(Line::Skip) => {}
                 Ok(Line::Done { text, completion }) => {
@@ -320,149 +364,21 @@ fn decode(response: reqwest::Response, open: OpenStream) -> TokenStream {
                     yield Ok(StreamEvent::Done(completion));
                     return;
                 }
+                Ok(Line::Error(message)) => {
+                    yield Err(BackendError::Failed { backend: backend.clone(), message });
+                    return;
+                }
                 Err(error) => {
-                    yield Err(error);
+                    yield Err(BackendError::Malformed {
+                        backend: backend.clone(),
+                        detail: format!(
+                            "{error}: {}",
+                            String::from_utf8_lossy(&line[..line.len().min(120)])
+                        ),
+                    });
                     return;
                 }
             }
-        }
-    })
-}
-
-/// What one NDJSON line means.
-#[derive(Debug, PartialEq)]
-enum Line {
-    Token(String),
-    /// A chunk with no text (e.g. a model's special token): nothing to relay.
-    Skip,
-    Done {
-        text: Option<String>,
-        completion: Completion,
-    },
-}
-
-fn parse_line(line: &[u8]) -> Result<Line, BackendError> {
-    let chunk: Chunk<'_> = serde_json::from_slice(line).map_err(|error| {
-        BackendError::Failed(format!(
-            "ollama sent a malformed line ({error}): {}",
-            String::from_utf8_lossy(&line[..line.len().min(120)])
-        ))
-    })?;
-    if let Some(message) = chunk.error {
-        return Err(BackendError::Failed(message));
-    }
-    let text = match chunk.message {
-        Some(message) => message.content,
-        None => chunk.response,
-    };
-    if !chunk.done {
-        return Ok(if text.is_empty() {
-            Line::Skip
-        } else {
-            Line::Token(text.into_owned())
-        });
-    }
-    Ok(Line::Done {
-        text: (!text.is_empty()).then(|| text.into_owned()),
-        completion: Completion {
-            model: chunk.model.into_owned(),
-            created_at: chunk.created_at.into_owned(),
-            done_reason: chunk.done_reason,
-            context: chunk.context,
-            total_duration: chunk.total_duration,
-            load_duration: chunk.load_duration,
-            prompt_eval_count: chunk.prompt_eval_count,
-            prompt_eval_duration: chunk.prompt_eval_duration,
-            eval_count: chunk.eval_count,
-            eval_duration: chunk.eval_duration,
-        },
-    })
-}
-
-/// One line of `/api/generate` or `/api/chat`; text borrowed where possible.
-#[derive(Deserialize)]
-struct Chunk<'a> {
-    #[serde(default, borrow)]
-    model: Cow<'a, str>,
-    #[serde(default, borrow)]
-    created_at: Cow<'a, str>,
-    #[serde(default, borrow)]
-    response: Cow<'a, str>,
-    #[serde(default, borrow)]
-    message: Option<ChunkMessage<'a>>,
-    #[serde(default)]
-    done: bool,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    done_reason: Option<String>,
-    #[serde(default)]
-    context: Option<Vec<i64>>,
-    #[serde(default)]
-    total_duration: u64,
-    #[serde(default)]
-    load_duration: u64,
-    #[serde(default)]
-    prompt_eval_count: u64,
-    #[serde(default)]
-    prompt_eval_duration: u64,
-    #[serde(default)]
-    eval_count: u64,
-    #[serde(default)]
-    eval_duration: u64,
-}
-
-#[derive(Deserialize)]
-struct ChunkMessage<'a> {
-    #[serde(default, borrow)]
-    content: Cow<'a, str>,
-}
-
-#[derive(Deserialize)]
-struct ErrorLine {
-    error: String,
-}
-
-#[derive(Deserialize)]
-struct Version {
-    version: String,
-}
-
-#[derive(Deserialize)]
-struct TagList {
-    #[serde(default)]
-    models: Vec<Tag>,
-}
-
-#[derive(Deserialize)]
-struct Tag {
-    name: String,
-    #[serde(default)]
-    model: String,
-    #[serde(default)]
-    modified_at: String,
-    #[serde(default)]
-    size: u64,
-    #[serde(default)]
-    digest: String,
-    #[serde(default)]
-    details: ModelDetails,
-}
-
-impl Tag {
-    fn into_model_info(self) -> ModelInfo {
-        ModelInfo {
-            model: if self.model.is_empty() {
-                self.name.clone()
-            } else {
-                self.model
-            },
-            name: self.name,
-            modified_at: self.modified_at,
-            size: self.size,
-            digest: self.digest,
-            details: self.details,
-            backend: BackendKind::Ollama,
         }
     }
 }
@@ -471,56 +387,35 @@ impl Tag {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_token_line_of_either_endpoint_gives_its_text() {
-        let generate = br#"{"model":"m","created_at":"t","response":"Hel","done":false}"#;
-        let chat = br#"{"model":"m","created_at":"t","message":{"role":"assistant","content":"lo\n"},"done":false}"#;
-        assert_eq!(parse_line(generate), Ok(Line::Token("Hel".into())));
-        assert_eq!(parse_line(chat), Ok(Line::Token("lo\n".into())));
-    }
-
-    #[test]
-    fn the_done_line_keeps_its_text_and_counters() {
-        let line = br#"{"model":"m","created_at":"t","response":"!","done":true,"done_reason":"stop","context":[1,2],"total_duration":10,"load_duration":1,"prompt_eval_count":3,"prompt_eval_duration":2,"eval_count":4,"eval_duration":5}"#;
-        let Ok(Line::Done { text, completion }) = parse_line(line) else {
-            panic!("not a done line");
-        };
-        assert_eq!(text.as_deref(), Some("!"));
-        assert_eq!(completion.done_reason.as_deref(), Some("stop"));
-        assert_eq!(completion.context, Some(vec![1, 2]));
-        assert_eq!((completion.eval_count, completion.total_duration), (4, 10));
-    }
-
-    #[test]
-    fn an_error_line_carries_ollamas_message() {
-        let line = br#"{"error":"model runner has unexpectedly stopped"}"#;
-        assert_eq!(
-            parse_line(line),
-            Err(BackendError::Failed(
-                "model runner has unexpectedly stopped".into()
-            ))
-        );
-    }
-
-    #[test]
-    fn a_malformed_line_is_an_error_that_quotes_it() {
-        let Err(BackendError::Failed(message)) = parse_line(b"{\"model\": oops") else {
-            panic!("malformed line accepted");
-        };
-        assert!(message.contains("malformed"), "{message}");
-        assert!(message.contains("oops"), "{message}");
-    }
-
-    #[test]
-    fn only_http_urls_are_accepted() {
-        let settings = |url: &str| OllamaSettings {
+    fn settings(url: &str) -> OllamaSettings {
+        OllamaSettings {
+            name: "ollama".into(),
             url: Url::parse(url).unwrap(),
             timeout: Duration::from_secs(1),
             tcp_keep_alive: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
-        };
-        assert!(OllamaBackend::new(settings("https://example.com")).is_err());
+        }
+    }
+
+    #[test]
+    fn http_and_https_urls_are_accepted_under_a_path_prefix() {
+        assert!(OllamaBackend::new(settings("ftp://example.com")).is_err());
+        assert!(OllamaBackend::new(settings("https://ollama.example.com")).is_ok());
         let backend = OllamaBackend::new(settings("http://host:1/prefix")).unwrap();
         assert_eq!(backend.urls.tags.as_str(), "http://host:1/prefix/api/tags");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_names_no_address() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let backend = OllamaBackend::new(settings(&format!("http://{addr}"))).unwrap();
+        let error = backend.list_models().await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "ollama is unreachable: connection refused"
+        );
+        assert!(error.detail().unwrap().contains(&addr.to_string()));
     }
 }

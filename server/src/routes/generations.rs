@@ -3,52 +3,33 @@
 //! one, `GET …/{id}/events` streams it (resumable with `Last-Event-ID`),
 //! `GET …/{id}` reads its state, `DELETE …/{id}` cancels it.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use app::api::{
-    ChatRequest, CreateGenerationRequest, ErrorBody, GenerateRequest, GenerationCreated,
-    GenerationState, TokenChunk,
+    CreateGenerationRequest, ErrorBody, GenerationCreated, GenerationState, TokenChunk,
 };
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::dialect::native;
 use crate::error::AppError;
 use crate::extract::ApiJson;
-use crate::generations::{End, Generation};
-use crate::sse::{self, Frame};
 use crate::state::AppState;
-use crate::validation::validate_generation;
 
-/// How soon a browser reconnects after losing the stream.
-const RECONNECT_AFTER: Duration = Duration::from_millis(1000);
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/generations", post(create_generation))
-        .route(
-            "/generations/{id}",
-            get(get_generation).delete(cancel_generation),
-        )
-        .route("/generations/{id}/events", get(generation_events))
-}
-
-fn find(state: &AppState, id: &str) -> Result<Arc<Generation>, AppError> {
-    state.generations.get(id).ok_or_else(|| {
-        AppError::NotFound(format!(
-            "no generation with id {id:?} (it may have expired)"
-        ))
-    })
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_generation))
+        .routes(routes!(get_generation, cancel_generation))
+        .routes(routes!(generation_events))
 }
 
 /// Starts a generation. Answers once the backend has accepted it, so an
 /// unknown model or a dead backend is an error status, not a created resource.
 #[utoipa::path(
     post,
-    path = "/api/v1/generations",
+    path = "/generations",
     tag = "generations",
     request_body = CreateGenerationRequest,
     responses(
@@ -58,7 +39,7 @@ fn find(state: &AppState, id: &str) -> Result<Arc<Generation>, AppError> {
         (status = 404, description = "Unknown model", body = ErrorBody),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
         (status = 502, description = "The backend is unreachable or failed", body = ErrorBody),
-        (status = 503, description = "Too many generations running", body = ErrorBody),
+        (status = 503, description = "Too many generations running, or the backend is busy", body = ErrorBody),
         (status = 504, description = "The backend did not answer in time", body = ErrorBody),
     )
 )]
@@ -66,46 +47,16 @@ pub async fn create_generation(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<CreateGenerationRequest>,
 ) -> Result<Response, AppError> {
-    validate_generation(&request)?;
+    let request = native::generation_request(request)?;
     // Refuse before bothering the backend when the store is already full.
-    state
-        .generations
-        .check_room()
-        .map_err(|full| AppError::Busy(full.to_string()))?;
-    let backend = state.registry.resolve(&request.model).await;
+    state.generations.check_room().await?;
     let model = request.model.clone();
-    let tokens = match request.messages {
-        Some(messages) => {
-            backend
-                .chat(ChatRequest {
-                    model: request.model,
-                    messages,
-                    options: request.options,
-                    keep_alive: request.keep_alive,
-                })
-                .await?
-        }
-        None => {
-            backend
-                .generate(GenerateRequest {
-                    model: request.model,
-                    prompt: request.prompt.unwrap_or_default(),
-                    context: request.context,
-                    system: request.system,
-                    options: request.options,
-                    keep_alive: request.keep_alive,
-                })
-                .await?
-        }
-    };
-    let generation = state
-        .generations
-        .start(model, tokens)
-        .map_err(|full| AppError::Busy(full.to_string()))?;
-    let location = format!("/api/v1/generations/{}", generation.id);
+    let tokens = state.registry.infer(request).await?;
+    let id = state.generations.start(model, tokens, None).await?;
+    let location = format!("/api/v1/generations/{id}");
     let created = GenerationCreated {
         events_url: format!("{location}/events"),
-        id: generation.id.clone(),
+        id,
     };
     Ok((
         StatusCode::CREATED,
@@ -118,7 +69,7 @@ pub async fn create_generation(
 /// A generation's state: status, text so far, and its stats once done.
 #[utoipa::path(
     get,
-    path = "/api/v1/generations/{id}",
+    path = "/generations/{id}",
     tag = "generations",
     params(("id" = String, Path, description = "The generation's id")),
     responses(
@@ -130,14 +81,15 @@ pub async fn get_generation(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<GenerationState>, AppError> {
-    Ok(Json(find(&state, &id)?.state()))
+    let snapshot = state.generations.state(&id).await?;
+    Ok(Json(native::generation_state(snapshot)))
 }
 
 /// Cancels a generation: the backend request is aborted and subscribers get
 /// `event: cancelled`. Cancelling a finished generation changes nothing.
 #[utoipa::path(
     delete,
-    path = "/api/v1/generations/{id}",
+    path = "/generations/{id}",
     tag = "generations",
     params(("id" = String, Path, description = "The generation's id")),
     responses(
@@ -149,11 +101,8 @@ pub async fn cancel_generation(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<GenerationState>, AppError> {
-    let generation = find(&state, &id)?;
-    generation.cancel();
-    // Its task settles it at once; wait so the answer says so.
-    let _ = tokio::time::timeout(Duration::from_secs(2), generation.ended()).await;
-    Ok(Json(generation.state()))
+    let snapshot = state.generations.cancel(&id).await?;
+    Ok(Json(native::generation_state(snapshot)))
 }
 
 /// The generation's tokens as Server-Sent Events.
@@ -164,7 +113,7 @@ pub async fn cancel_generation(
 /// `event: cancelled` (an ErrorBody), also when joining a finished one.
 #[utoipa::path(
     get,
-    path = "/api/v1/generations/{id}/events",
+    path = "/generations/{id}/events",
     tag = "generations",
     params(
         ("id" = String, Path, description = "The generation's id"),
@@ -182,35 +131,9 @@ pub async fn generation_events(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let generation = find(&state, &id)?;
     let after = last_event_id(&headers)?;
-    let frames = async_stream::stream! {
-        let _subscriber = generation.subscribe();
-        yield Frame::Retry(RECONNECT_AFTER);
-        let mut cursor = after;
-        loop {
-            // Listen before reading, so a change made while we send is
-            // waited for, not missed.
-            let changed = generation.changes();
-            let mut changed = std::pin::pin!(changed);
-            changed.as_mut().enable();
-            let update = generation.read_after(cursor);
-            if let Some(last) = update.tokens.last() {
-                cursor = last;
-                yield Frame::Tokens(update.tokens);
-            }
-            if let Some(end) = update.end {
-                yield match end {
-                    End::Done(stats) => Frame::Done(stats),
-                    End::Failed(error) => Frame::Error(error),
-                    End::Cancelled(reason) => Frame::Cancelled(reason),
-                };
-                break;
-            }
-            changed.await;
-        }
-    };
-    Ok(sse::stream_response(frames, &state))
+    let events = state.generations.subscribe(&id, after).await?;
+    Ok(native::stream_generation(events, &state.streams))
 }
 
 fn last_event_id(headers: &HeaderMap) -> Result<u64, AppError> {

@@ -3,21 +3,22 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::backend::BackendHealth;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(health))
-        .route("/readyz", get(readiness))
-        .route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(readiness))
+        .routes(routes!(metrics))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -41,8 +42,8 @@ pub async fn health() -> Json<Health> {
 pub struct Readiness {
     /// True when at least one backend can serve requests.
     pub ready: bool,
-    /// Each backend's state, by name (`ollama`, `embedded`).
-    pub backends: BTreeMap<&'static str, BackendHealth>,
+    /// Each backend instance's state, by its name (`ollama`, `embedded`).
+    pub backends: BTreeMap<String, BackendHealth>,
 }
 
 /// Whether the backends are reachable, each reported on its own.
@@ -61,7 +62,7 @@ pub async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
         .health()
         .await
         .into_iter()
-        .map(|health| (health.backend.as_str(), health))
+        .map(|(name, health)| (name.to_string(), health))
         .collect();
     let ready = backends.values().any(|health| health.ready);
     let status = if ready {
@@ -84,7 +85,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .registry
         .backends()
         .iter()
-        .map(|backend| (backend.kind().as_str(), backend.active_sequences()))
+        .map(|backend| (backend.name(), backend.active_sequences()))
         .collect();
     (
         [(

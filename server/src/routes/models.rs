@@ -1,21 +1,22 @@
 //! `GET /api/v1/models`: the models of every backend.
 
 use app::api::{ErrorBody, ModelList};
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::AppError;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/models", get(list_models))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_models))
 }
 
 /// Lists every model the backends can run.
 #[utoipa::path(
     get,
-    path = "/api/v1/models",
+    path = "/models",
     tag = "models",
     responses(
         (status = 200, description = "The models, with the backend serving each", body = ModelList),

@@ -47,6 +47,7 @@ async fn spawn_embedded(settings: EmbeddedSettings) -> (TestApp, Arc<EmbeddedBac
     let embedded = EmbeddedBackend::new(settings);
     let ollama =
         llm_chat::backend::ollama::OllamaBackend::new(llm_chat::backend::ollama::OllamaSettings {
+            name: "ollama".into(),
             url: format!("http://{}", dead_address().await).parse().unwrap(),
             timeout: Duration::from_secs(2),
             tcp_keep_alive: Duration::from_secs(30),
@@ -234,9 +235,28 @@ async fn two_concurrent_chats_both_finish() {
     }
 }
 
+/// With Ollama configured but down, a model only Ollama could hold is its
+/// outage, not a 404: the embedded backend is not a fallback for names.
+#[tokio::test]
+async fn an_unknown_model_while_ollama_is_down_is_a_502_saying_so() {
+    let (app, _) = spawn_embedded(settings()).await;
+
+    let response = app
+        .post_json(
+            "/api/v1/chat",
+            json!({"model": "llama3.2:1b", "messages": [{"role": "user", "content": "Hi"}]}),
+        )
+        .await;
+
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "ollama is unreachable: connection refused");
+}
+
 #[tokio::test]
 async fn an_unknown_model_is_404() {
-    let (app, _) = spawn_embedded(settings()).await;
+    let embedded = EmbeddedBackend::new(settings());
+    let app = spawn_app_over(vec![embedded]).await;
 
     let response = app
         .post_json(

@@ -4,9 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::api::{BackendKind, ChatRequest, GenerateRequest, ModelInfo};
+use app::api::ModelInfo;
 use fake_ollama::Behavior;
-use llm_chat::backend::{Backend, BackendError, BackendHealth, BoxFuture, TokenStream};
+use llm_chat::backend::{
+    Backend, BackendError, BackendHealth, BackendKind, BoxFuture, TokenStream,
+};
+use llm_chat::inference::InferenceRequest;
 use reqwest::Response;
 use serde_json::{Value, json};
 
@@ -304,22 +307,22 @@ async fn a_failure_mid_answer_of_a_whole_request_is_502_with_ollamas_message() {
 struct PanickingBackend;
 
 impl Backend for PanickingBackend {
+    fn name(&self) -> &str {
+        "panicking"
+    }
     fn kind(&self) -> BackendKind {
         BackendKind::Ollama
     }
     fn list_models(&self) -> BoxFuture<'_, Result<Vec<ModelInfo>, BackendError>> {
         Box::pin(async { Ok(Vec::new()) })
     }
-    fn generate(&self, _: GenerateRequest) -> BoxFuture<'_, Result<TokenStream, BackendError>> {
-        Box::pin(async { panic!("a bug in the backend") })
-    }
-    fn chat(&self, _: ChatRequest) -> BoxFuture<'_, Result<TokenStream, BackendError>> {
+    fn infer(&self, _: InferenceRequest) -> BoxFuture<'_, Result<TokenStream, BackendError>> {
         Box::pin(async { panic!("a bug in the backend") })
     }
     fn health(&self) -> BoxFuture<'_, BackendHealth> {
         Box::pin(async {
             BackendHealth {
-                backend: BackendKind::Ollama,
+                kind: BackendKind::Ollama,
                 ready: true,
                 location: "memory".into(),
                 version: None,

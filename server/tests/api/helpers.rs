@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use fake_ollama::{Behavior, FakeOllama};
 use llm_chat::backend::Backend;
-use llm_chat::state::AppState;
-use llm_chat::{Application, Config};
+use llm_chat::{AppState, Application, Config};
 use tokio::task::JoinHandle;
 
 /// A running server and the fake Ollama behind it.

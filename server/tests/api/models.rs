@@ -37,8 +37,10 @@ async fn models_are_ollamas_tags_plus_their_backend_byte_for_byte() {
     assert_eq!(response.text().await.unwrap(), expected);
 }
 
+/// The reason is the client's to read; where Ollama lives is not (it is
+/// in the server's log and `/readyz`).
 #[tokio::test]
-async fn a_dead_ollama_is_a_502_that_says_where_it_looked() {
+async fn a_dead_ollama_is_a_502_that_says_why_but_not_where() {
     let app = spawn_app_without_ollama().await;
 
     let response = app.get("/api/v1/models").await;
@@ -46,11 +48,8 @@ async fn a_dead_ollama_is_a_502_that_says_where_it_looked() {
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.unwrap();
     let error = body["error"].as_str().unwrap();
-    assert!(
-        error.starts_with("ollama is unreachable at http://127.0.0.1:"),
-        "{error}"
-    );
-    assert!(error.contains("refused"), "{error}");
+    assert_eq!(error, "ollama is unreachable: connection refused");
+    assert!(!error.contains("127.0.0.1"), "{error}");
 }
 
 #[tokio::test]
@@ -65,6 +64,7 @@ async fn ollamas_models_appear_once_it_comes_up_without_a_restart() {
     // An address where nothing listens yet.
     let addr = crate::helpers::dead_address().await;
     let ollama = OllamaBackend::new(OllamaSettings {
+        name: "ollama".into(),
         url: format!("http://{addr}").parse().unwrap(),
         timeout: Duration::from_secs(2),
         tcp_keep_alive: Duration::from_secs(30),

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use app::api::{BackendKind, ModelDetails, ModelInfo};
+use app::api::{ModelDetails, ModelInfo};
 use sha2::{Digest, Sha256};
 
-use super::gguf::Metadata;
+use super::gguf::{GgufError, Metadata};
 
 /// One model file.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,13 +42,16 @@ struct Files {
 /// chat with another model.
 pub struct Catalog {
     dir: PathBuf,
+    /// The backend serving these models, as each model's listing names it.
+    backend: String,
     files: Arc<Mutex<Files>>,
 }
 
 impl Catalog {
-    pub fn new(dir: PathBuf) -> Self {
+    pub fn new(dir: PathBuf, backend: &str) -> Self {
         Self {
             dir,
+            backend: backend.to_string(),
             files: Arc::default(),
         }
     }
@@ -59,11 +62,16 @@ impl Catalog {
 
     /// The models in the directory now, sorted by name. Blocking: reads the
     /// directory, and the header of new or changed files.
-    pub fn scan(&self) -> Result<Vec<ModelFile>, String> {
+    pub fn scan(&self) -> Result<Vec<ModelFile>, ScanError> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(error) => return Err(format!("cannot read {}: {error}", self.dir.display())),
+            Err(source) => {
+                return Err(ScanError {
+                    dir: self.dir.clone(),
+                    source,
+                });
+            }
         };
         let mut files = lock(&self.files);
         let mut seen = Vec::new();
@@ -80,7 +88,7 @@ impl Catalog {
                 .get(&path)
                 .is_some_and(|known| known.size == size && known.modified == modified);
             if !fresh {
-                match describe(&path, size, modified) {
+                match describe(&path, size, modified, &self.backend) {
                     Ok(file) => {
                         let described = Described {
                             size,
@@ -180,7 +188,20 @@ fn file_stem(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn describe(path: &Path, size: u64, modified: SystemTime) -> Result<ModelFile, String> {
+/// The models directory could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}: {source}", .dir.display())]
+pub struct ScanError {
+    dir: PathBuf,
+    source: std::io::Error,
+}
+
+fn describe(
+    path: &Path,
+    size: u64,
+    modified: SystemTime,
+    backend: &str,
+) -> Result<ModelFile, GgufError> {
     let metadata = Metadata::read(path)?;
     let name = model_name(&metadata).unwrap_or_else(|| file_stem(path));
     let family = metadata
@@ -220,7 +241,7 @@ fn describe(path: &Path, size: u64, modified: SystemTime) -> Result<ModelFile, S
                 parameter_size,
                 quantization_level,
             },
-            backend: BackendKind::Embedded,
+            backend: backend.to_string(),
         },
         path: path.to_path_buf(),
     })
@@ -307,12 +328,12 @@ fn quantization_name(file_type: u32) -> Option<&'static str> {
 }
 
 /// The file's sha256, as Ollama's digests are.
-fn sha256_of(path: &Path) -> Result<String, String> {
-    let mut file = std::fs::File::open(path).map_err(|error| error.to_string())?;
+fn sha256_of(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0_u8; 1 << 20];
     loop {
-        let read = file.read(&mut buffer).map_err(|error| error.to_string())?;
+        let read = file.read(&mut buffer)?;
         if read == 0 {
             break;
         }
@@ -381,7 +402,7 @@ mod tests {
         let dir = ScratchDir::new("catalog-digest");
         let path = dir.0.join("tiny.gguf");
         write_gguf(&path, 4 << 20);
-        let catalog = Catalog::new(dir.0.clone());
+        let catalog = Catalog::new(dir.0.clone(), "embedded");
 
         let listed = catalog.scan().unwrap();
         assert_eq!(listed[0].info.name, "tiny");
@@ -403,7 +424,7 @@ mod tests {
         let models = ScratchDir::new("catalog-links");
         write_gguf(&store.0.join("big.gguf"), 1024);
         std::os::unix::fs::symlink(store.0.join("big.gguf"), models.0.join("linked.gguf")).unwrap();
-        let catalog = Catalog::new(models.0.clone());
+        let catalog = Catalog::new(models.0.clone(), "embedded");
         let listed = catalog.scan().unwrap();
         assert_eq!(listed.len(), 1, "{listed:?}");
         assert_eq!(listed[0].info.name, "linked");
@@ -412,7 +433,10 @@ mod tests {
 
     #[test]
     fn an_empty_or_missing_directory_has_no_models() {
-        let catalog = Catalog::new(std::env::temp_dir().join("llm-chat-no-such-dir"));
+        let catalog = Catalog::new(
+            std::env::temp_dir().join("llm-chat-no-such-dir"),
+            "embedded",
+        );
         assert_eq!(catalog.scan().unwrap(), Vec::new());
     }
 }

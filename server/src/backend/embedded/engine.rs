@@ -14,6 +14,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use app::api::Counters;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -30,8 +31,27 @@ use super::sampling::Sampling;
 use super::text::{StopFilter, Utf8Assembler};
 use crate::backend::{BackendError, Completion, StreamEvent};
 
-/// llama.cpp's process-wide state, initialised once.
-pub fn llama_backend() -> Result<&'static LlamaBackend, String> {
+/// Why a model could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("llama.cpp could not start: {0}")]
+    Backend(String),
+    #[error("llama.cpp cannot load {}: {source}", .path.display())]
+    Model {
+        path: std::path::PathBuf,
+        source: llama_cpp_2::LlamaModelLoadError,
+    },
+    #[error("cannot create a llama.cpp context: {0}")]
+    Context(llama_cpp_2::LlamaContextLoadError),
+    #[error("cannot start the engine thread: {0}")]
+    Thread(std::io::Error),
+    #[error("the engine thread died while starting")]
+    Died,
+}
+
+/// llama.cpp's process-wide state, initialised once. Its error is kept as
+/// text: the binding's error type cannot be shared across calls.
+pub fn llama_backend() -> Result<&'static LlamaBackend, LoadError> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
@@ -39,7 +59,7 @@ pub fn llama_backend() -> Result<&'static LlamaBackend, String> {
             LlamaBackend::init().map_err(|error| error.to_string())
         })
         .as_ref()
-        .map_err(Clone::clone)
+        .map_err(|error| LoadError::Backend(error.clone()))
 }
 
 /// llama-cpp-2 says creating contexts concurrently from one model is
@@ -52,8 +72,10 @@ static CONTEXT_CREATION: Mutex<()> = Mutex::new(());
 static DECODE: Mutex<()> = Mutex::new(());
 
 /// How each engine is sized.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EngineSettings {
+    /// The backend's name, for the errors its answers end with.
+    pub backend: Arc<str>,
     pub threads: i32,
     /// Sequences decoded together.
     pub parallel: u32,
@@ -90,6 +112,7 @@ enum Command {
 
 /// A loaded model, with its engine thread.
 pub struct Engine {
+    backend: Arc<str>,
     pub model: Arc<LlamaModel>,
     pub template: Option<LlamaChatTemplate>,
     commands: Mutex<Sender<Command>>,
@@ -107,10 +130,14 @@ impl Engine {
         settings: EngineSettings,
         keep_alive: Option<Duration>,
         live: Arc<AtomicUsize>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, LoadError> {
+        let name = settings.backend.clone();
         let backend = llama_backend()?;
         let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
-            .map_err(|error| format!("cannot load {}: {error}", path.display()))?;
+            .map_err(|source| LoadError::Model {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let model = Arc::new(model);
         let template = model.chat_template(None).ok();
         let (commands, receiver) = mpsc::channel();
@@ -134,12 +161,11 @@ impl Engine {
                 // Detached: it exits after a Stop (or when this handle is
                 // dropped) and frees the model with its last reference.
                 .spawn(move || worker.run(backend, &model, receiver, ready))
-                .map_err(|error| format!("cannot start the engine thread: {error}"))?;
+                .map_err(LoadError::Thread)?;
         }
-        started
-            .recv()
-            .map_err(|_| "the engine thread died while starting".to_string())??;
+        started.recv().map_err(|_| LoadError::Died)??;
         Ok(Self {
+            backend: name,
             model,
             template,
             commands: Mutex::new(commands),
@@ -222,7 +248,12 @@ impl Reservation {
         // From here the engine thread owns the count (it releases it when the
         // sequence ends); if the send failed, Drop gives it back.
         self.consumed = sent.is_ok();
-        sent.map_err(|_| BackendError::Failed("the model's engine has stopped".into()))
+        let backend = self.engine.backend.clone();
+        sent.map_err(|_| BackendError::Internal {
+            backend,
+            message: "the model's engine has stopped".into(),
+            detail: "the engine thread is gone".into(),
+        })
     }
 }
 
@@ -270,9 +301,9 @@ impl Worker {
         backend: &LlamaBackend,
         model: &LlamaModel,
         commands: Receiver<Command>,
-        ready: Sender<Result<(), String>>,
+        ready: Sender<Result<(), LoadError>>,
     ) {
-        let settings = self.settings;
+        let settings = self.settings.clone();
         let context = {
             let _creating = CONTEXT_CREATION.lock().unwrap_or_else(|p| p.into_inner());
             // One unified KV cache holds every slot's sequence.
@@ -292,7 +323,7 @@ impl Worker {
                 context
             }
             Err(error) => {
-                let _ = ready.send(Err(format!("cannot create a llama.cpp context: {error}")));
+                let _ = ready.send(Err(LoadError::Context(error)));
                 return;
             }
         };
@@ -346,8 +377,11 @@ impl Worker {
                 // The batch held tokens of every active sequence: fail them all.
                 for index in 0..parallel {
                     if let Some(sequence) = &slots[index] {
-                        let message = format!("llama.cpp could not decode: {error}");
-                        let _ = sequence.job.events.send(Err(BackendError::Failed(message)));
+                        let _ = sequence.job.events.send(Err(BackendError::Internal {
+                            backend: self.settings.backend.clone(),
+                            message: "the model failed while answering".into(),
+                            detail: format!("llama.cpp could not decode: {error}"),
+                        }));
                     }
                     self.release(context, &mut slots, index);
                 }
@@ -377,9 +411,10 @@ impl Worker {
         };
         // The backend holds a parallel permit per job, so a slot is free.
         let Some(slot) = slots.iter_mut().find(|slot| slot.is_none()) else {
-            let _ = job
-                .events
-                .send(Err(BackendError::Busy("server busy: no free slot".into())));
+            let _ = job.events.send(Err(BackendError::Busy {
+                backend: self.settings.backend.clone(),
+                message: "server busy: no free slot".into(),
+            }));
             self.active.fetch_sub(1, Ordering::SeqCst);
             return;
         };
@@ -527,12 +562,14 @@ impl Worker {
             created_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             done_reason: Some(done_reason.to_string()),
             context: context_ids,
-            total_duration: nanos(now.duration_since(job.received)),
-            load_duration: nanos(job.load_duration),
-            prompt_eval_count: job.prompt.tokens.len() as u64,
-            prompt_eval_duration: nanos(first_sample.duration_since(sequence.admitted)),
-            eval_count: sequence.generated.len() as u64,
-            eval_duration: nanos(now.duration_since(first_sample)),
+            counters: Counters {
+                total_duration: nanos(now.duration_since(job.received)),
+                load_duration: nanos(job.load_duration),
+                prompt_eval_count: job.prompt.tokens.len() as u64,
+                prompt_eval_duration: nanos(first_sample.duration_since(sequence.admitted)),
+                eval_count: sequence.generated.len() as u64,
+                eval_duration: nanos(now.duration_since(first_sample)),
+            },
         };
         let _ = job.events.send(Ok(StreamEvent::Done(completion)));
         self.release(context, slots, index);

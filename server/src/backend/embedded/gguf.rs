@@ -7,6 +7,21 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
+/// Why a file's metadata could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum GgufError {
+    #[error("cannot open it: {0}")]
+    Open(#[from] std::io::Error),
+    #[error("not a GGUF file ({0})")]
+    NotGguf(&'static str),
+    #[error("unsupported GGUF version {0}")]
+    Version(u32),
+    #[error("truncated GGUF metadata")]
+    Truncated,
+    #[error("corrupt GGUF metadata: {0}")]
+    Corrupt(String),
+}
+
 /// A metadata value we keep (arrays are skipped: they hold the vocabulary).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -23,8 +38,8 @@ pub struct Metadata {
 }
 
 impl Metadata {
-    pub fn read(path: &Path) -> Result<Self, String> {
-        let file = File::open(path).map_err(|error| error.to_string())?;
+    pub fn read(path: &Path) -> Result<Self, GgufError> {
+        let file = File::open(path)?;
         Self::parse(&mut BufReader::with_capacity(1 << 16, file))
     }
 
@@ -47,17 +62,17 @@ impl Metadata {
         self.values.contains_key(key)
     }
 
-    fn parse(input: &mut (impl Read + Seek)) -> Result<Self, String> {
+    fn parse(input: &mut (impl Read + Seek)) -> Result<Self, GgufError> {
         let mut magic = [0_u8; 4];
         input
             .read_exact(&mut magic)
-            .map_err(|_| "not a GGUF file (too short)")?;
+            .map_err(|_| GgufError::NotGguf("too short"))?;
         if &magic != b"GGUF" {
-            return Err("not a GGUF file (bad magic)".into());
+            return Err(GgufError::NotGguf("bad magic"));
         }
         let version = read_u32(input)?;
         if !(2..=3).contains(&version) {
-            return Err(format!("unsupported GGUF version {version}"));
+            return Err(GgufError::Version(version));
         }
         let _tensors = read_u64(input)?;
         let count = read_u64(input)?;
@@ -73,34 +88,34 @@ impl Metadata {
     }
 }
 
-fn read_bytes<const N: usize>(input: &mut impl Read) -> Result<[u8; N], String> {
+fn read_bytes<const N: usize>(input: &mut impl Read) -> Result<[u8; N], GgufError> {
     let mut bytes = [0_u8; N];
     input
         .read_exact(&mut bytes)
-        .map_err(|_| "truncated GGUF metadata".to_string())?;
+        .map_err(|_| GgufError::Truncated)?;
     Ok(bytes)
 }
 
-fn read_u32(input: &mut impl Read) -> Result<u32, String> {
+fn read_u32(input: &mut impl Read) -> Result<u32, GgufError> {
     read_bytes(input).map(u32::from_le_bytes)
 }
 
-fn read_u64(input: &mut impl Read) -> Result<u64, String> {
+fn read_u64(input: &mut impl Read) -> Result<u64, GgufError> {
     read_bytes(input).map(u64::from_le_bytes)
 }
 
 /// Strings longer than this are not metadata we want, and likely corruption.
 const MAX_STRING: u64 = 16 << 20;
 
-fn read_string(input: &mut impl Read) -> Result<String, String> {
+fn read_string(input: &mut impl Read) -> Result<String, GgufError> {
     let len = read_u64(input)?;
     if len > MAX_STRING {
-        return Err(format!("GGUF string of {len} bytes"));
+        return Err(GgufError::Corrupt(format!("a string of {len} bytes")));
     }
     let mut bytes = vec![0_u8; len as usize];
     input
         .read_exact(&mut bytes)
-        .map_err(|_| "truncated GGUF metadata".to_string())?;
+        .map_err(|_| GgufError::Truncated)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -115,7 +130,7 @@ fn fixed_size(kind: u32) -> Option<i64> {
     }
 }
 
-fn read_value(input: &mut (impl Read + Seek), kind: u32) -> Result<Option<Value>, String> {
+fn read_value(input: &mut (impl Read + Seek), kind: u32) -> Result<Option<Value>, GgufError> {
     let value = match kind {
         0 => Value::Int(read_bytes::<1>(input)?[0].into()),
         1 => Value::Int(i8::from_le_bytes(read_bytes(input)?).into()),
@@ -133,34 +148,31 @@ fn read_value(input: &mut (impl Read + Seek), kind: u32) -> Result<Option<Value>
         10 => Value::Int(u64::from_le_bytes(read_bytes(input)?).into()),
         11 => Value::Int(i64::from_le_bytes(read_bytes(input)?).into()),
         12 => Value::Float(f64::from_le_bytes(read_bytes(input)?)),
-        other => return Err(format!("unknown GGUF value type {other}")),
+        other => return Err(GgufError::Corrupt(format!("unknown value type {other}"))),
     };
     Ok(Some(value))
 }
 
-fn skip_array(input: &mut (impl Read + Seek)) -> Result<(), String> {
+fn skip_array(input: &mut (impl Read + Seek)) -> Result<(), GgufError> {
     let kind = read_u32(input)?;
     let len = read_u64(input)?;
     if let Some(size) = fixed_size(kind) {
         let bytes = i64::try_from(len)
             .ok()
             .and_then(|len| len.checked_mul(size))
-            .ok_or("GGUF array too large")?;
-        return input
-            .seek_relative(bytes)
-            .map_err(|error| error.to_string());
+            .ok_or_else(|| GgufError::Corrupt("an array too large".into()))?;
+        return Ok(input.seek_relative(bytes)?);
     }
     for _ in 0..len {
         match kind {
             8 => {
                 let len = read_u64(input)?;
-                let len = i64::try_from(len).map_err(|_| "GGUF string too large")?;
-                input
-                    .seek_relative(len)
-                    .map_err(|error| error.to_string())?;
+                let len = i64::try_from(len)
+                    .map_err(|_| GgufError::Corrupt("a string too large".into()))?;
+                input.seek_relative(len)?;
             }
             9 => skip_array(input)?,
-            other => return Err(format!("unknown GGUF array type {other}")),
+            other => return Err(GgufError::Corrupt(format!("unknown array type {other}"))),
         }
     }
     Ok(())
@@ -213,7 +225,7 @@ mod tests {
     #[test]
     fn a_file_that_is_not_gguf_is_an_error() {
         let error = Metadata::parse(&mut Cursor::new(b"PK\x03\x04....".to_vec())).unwrap_err();
-        assert!(error.contains("not a GGUF file"), "{error}");
+        assert!(error.to_string().contains("not a GGUF file"), "{error}");
         let truncated = file(&[("general.name", 8, string("x"))]);
         let error = Metadata::parse(&mut Cursor::new(truncated[..truncated.len() - 1].to_vec()));
         assert!(error.is_err());

@@ -3,7 +3,7 @@
 //! plain transcript that even a base model continues sensibly, with stop
 //! sequences that end the answer where the next turn would begin.
 
-use app::api::{ChatMessage, Role};
+use crate::inference::{Message, Role};
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 
@@ -32,7 +32,7 @@ pub struct Prompt {
 pub fn build(
     model: &LlamaModel,
     template: Option<&LlamaChatTemplate>,
-    messages: &[ChatMessage],
+    messages: &[Message],
     context: &[i64],
     extra_stops: &[String],
 ) -> Prompt {
@@ -40,7 +40,7 @@ pub fn build(
     let templated = template.and_then(|template| {
         let chat: Option<Vec<LlamaChatMessage>> = messages
             .iter()
-            .map(|m| LlamaChatMessage::new(role_name(m.role).into(), m.content.clone()).ok())
+            .map(|m| LlamaChatMessage::new(m.role.as_str().into(), m.content.clone()).ok())
             .collect();
         model.apply_chat_template(template, &chat?, true).ok()
     });
@@ -84,17 +84,8 @@ pub fn build(
     }
 }
 
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
-        Role::Tool => "tool",
-    }
-}
-
 /// `System text\n\nUser: …\nAssistant: …\nUser: …\nAssistant:`
-pub fn transcript(messages: &[ChatMessage]) -> String {
+pub fn transcript(messages: &[Message]) -> String {
     let mut text = String::new();
     for message in messages {
         let content = message.content.trim();
@@ -119,10 +110,10 @@ mod tests {
     #[test]
     fn a_transcript_ends_where_the_assistant_speaks() {
         let messages = [
-            ChatMessage::new(Role::System, "Be brief."),
-            ChatMessage::new(Role::User, "What is the capital of France?"),
-            ChatMessage::new(Role::Assistant, "Paris."),
-            ChatMessage::new(Role::User, "And of Italy?"),
+            Message::new(Role::System, "Be brief."),
+            Message::new(Role::User, "What is the capital of France?"),
+            Message::new(Role::Assistant, "Paris."),
+            Message::new(Role::User, "And of Italy?"),
         ];
         assert_eq!(
             transcript(&messages),
@@ -164,8 +155,8 @@ mod tests {
         let model = default_model();
         let template = LlamaChatTemplate::new("chatml").unwrap();
         let messages = [
-            ChatMessage::new(Role::System, "Be brief."),
-            ChatMessage::new(Role::User, "Hi"),
+            Message::new(Role::System, "Be brief."),
+            Message::new(Role::User, "Hi"),
         ];
 
         let prompt = build(&model, Some(&template), &messages, &[], &["END".into()]);
@@ -194,7 +185,7 @@ mod tests {
     #[test]
     fn without_a_template_the_prompt_is_a_transcript_with_stops() {
         let model = default_model();
-        let messages = [ChatMessage::new(Role::User, "Hi <start_of_turn>")];
+        let messages = [Message::new(Role::User, "Hi <start_of_turn>")];
 
         let prompt = build(&model, None, &messages, &[], &[]);
 

@@ -1,7 +1,7 @@
 //! Sampling settings from a request's Ollama-named options, with Ollama's
 //! defaults, turned into a llama.cpp sampler chain.
 
-use app::api::ModelOptions;
+use crate::inference::Options;
 use llama_cpp_2::sampling::LlamaSampler;
 
 /// llama.cpp's "pick a random seed" value.
@@ -33,23 +33,14 @@ impl Default for Sampling {
 }
 
 impl Sampling {
-    pub fn from_options(options: Option<&ModelOptions>) -> Self {
+    pub fn from_options(options: &Options) -> Self {
         let defaults = Self::default();
-        let Some(options) = options else {
-            return defaults;
-        };
-        let repeat_last_n = options
-            .other
-            .get("repeat_last_n")
-            .and_then(serde_json::Value::as_i64)
-            .and_then(|n| i32::try_from(n).ok())
-            .unwrap_or(defaults.repeat_last_n);
         Self {
             temperature: options.temperature.unwrap_or(defaults.temperature),
             top_k: options.top_k.unwrap_or(defaults.top_k),
             top_p: options.top_p.unwrap_or(defaults.top_p),
             repeat_penalty: options.repeat_penalty.unwrap_or(defaults.repeat_penalty),
-            repeat_last_n,
+            repeat_last_n: options.repeat_last_n.unwrap_or(defaults.repeat_last_n),
             // Ollama's seed is any integer; llama.cpp's is 32-bit.
             seed: options.seed.map_or(defaults.seed, |seed| seed as u32),
         }
@@ -82,9 +73,13 @@ mod tests {
 
     #[test]
     fn options_override_ollamas_defaults() {
-        let options: ModelOptions =
-            serde_json::from_str(r#"{"temperature":0,"seed":42,"repeat_last_n":16}"#).unwrap();
-        let sampling = Sampling::from_options(Some(&options));
+        let options = Options {
+            temperature: Some(0.0),
+            seed: Some(42),
+            repeat_last_n: Some(16),
+            ..Options::default()
+        };
+        let sampling = Sampling::from_options(&options);
         assert_eq!(sampling.temperature, 0.0);
         assert_eq!(sampling.seed, 42);
         assert_eq!(sampling.repeat_last_n, 16);
