@@ -113,9 +113,17 @@ pub enum Lifetime {
     Forever,
 }
 
+/// A keep-alive that is neither a number nor a duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("keep_alive {text:?} is not a duration: {reason}")]
+pub struct InvalidKeepAlive {
+    text: String,
+    reason: String,
+}
+
 impl KeepAlive {
     /// Reads it as Ollama does: negative means forever.
-    pub fn lifetime(&self) -> Result<Lifetime, String> {
+    pub fn lifetime(&self) -> Result<Lifetime, InvalidKeepAlive> {
         let seconds = |seconds: f64| {
             if seconds < 0.0 {
                 Lifetime::Forever
@@ -134,7 +142,10 @@ impl KeepAlive {
                 } else {
                     humantime::parse_duration(text)
                         .map(Lifetime::For)
-                        .map_err(|error| format!("keep_alive {text:?} is not a duration: {error}"))
+                        .map_err(|error| InvalidKeepAlive {
+                            text: text.to_string(),
+                            reason: error.to_string(),
+                        })
                 }
             }
         }

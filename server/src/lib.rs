@@ -29,7 +29,16 @@ pub mod telemetry;
 
 pub use application::{Application, StartError};
 pub use config::Config;
-pub use generations::GenerationStore;
-pub use metrics::Metrics;
-pub use shutdown::Shutdown;
 pub use state::AppState;
+
+#[cfg(test)]
+mod build_checks {
+    /// The tests run on the release build; the workspace turns overflow
+    /// checks on for our crates so that they can catch an overflow.
+    #[test]
+    #[should_panic(expected = "overflow")]
+    fn arithmetic_overflow_panics_in_this_build() {
+        let max = std::hint::black_box(u64::MAX);
+        let _ = std::hint::black_box(max + 1);
+    }
+}

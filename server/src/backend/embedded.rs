@@ -193,9 +193,9 @@ impl EmbeddedBackend {
                 Some(
                     keep_alive
                         .lifetime()
-                        .map_err(|message| BackendError::Rejected {
+                        .map_err(|error| BackendError::Rejected {
                             status: 400,
-                            message,
+                            message: error.to_string(),
                         })?,
                 )
             }

@@ -23,12 +23,39 @@ pub const BURST_WINDOW: Duration = Duration::from_millis(1);
 /// Most items in one batch, so one batch stays one modest write.
 pub const MAX_BATCH: usize = 512;
 
+/// Where a batch gathers. Items are added as they arrive, so an encoder can
+/// write each out at once into the buffer that will leave as one write; the
+/// batch is taken when it leaves.
+pub trait Batch<T> {
+    type Output;
+    fn push(&mut self, item: T);
+    /// Items gathered since the last take.
+    fn len(&self) -> usize;
+    fn take(&mut self) -> Self::Output;
+}
+
+impl<T> Batch<T> for Vec<T> {
+    type Output = Vec<T>;
+
+    fn push(&mut self, item: T) {
+        Vec::push(self, item);
+    }
+
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+
+    fn take(&mut self) -> Vec<T> {
+        std::mem::take(self)
+    }
+}
+
 /// The batching adapter; see the module comment.
-pub struct Coalesce<S: Stream> {
+pub struct Coalesce<S, B> {
     inner: S,
     window: Duration,
     max_items: usize,
-    batch: Vec<S::Item>,
+    batch: B,
     /// When the last batch left; `None` before the first.
     last_flush: Option<Instant>,
     /// Wakes the adapter when a held batch is due; created once, re-armed.
@@ -37,18 +64,31 @@ pub struct Coalesce<S: Stream> {
     ended: bool,
 }
 
-/// Batches `inner` within the server's burst window.
-pub fn coalesce<S: Stream + Unpin>(inner: S) -> Coalesce<S> {
-    Coalesce::new(inner, BURST_WINDOW, MAX_BATCH)
+/// Batches `inner` within the server's burst window, as `Vec`s.
+pub fn coalesce<S: Stream + Unpin>(inner: S) -> Coalesce<S, Vec<S::Item>> {
+    Coalesce::new(inner, Vec::new(), BURST_WINDOW, MAX_BATCH)
 }
 
-impl<S: Stream + Unpin> Coalesce<S> {
-    pub fn new(inner: S, window: Duration, max_items: usize) -> Self {
+/// Batches `inner` within the server's burst window into `batch`.
+pub fn coalesce_into<S, B>(inner: S, batch: B) -> Coalesce<S, B>
+where
+    S: Stream + Unpin,
+    B: Batch<S::Item>,
+{
+    Coalesce::new(inner, batch, BURST_WINDOW, MAX_BATCH)
+}
+
+impl<S, B> Coalesce<S, B>
+where
+    S: Stream + Unpin,
+    B: Batch<S::Item>,
+{
+    pub fn new(inner: S, batch: B, window: Duration, max_items: usize) -> Self {
         Self {
             inner,
             window,
             max_items: max_items.max(1),
-            batch: Vec::new(),
+            batch,
             last_flush: None,
             timer: None,
             armed: false,
@@ -76,11 +116,12 @@ impl<S: Stream + Unpin> Coalesce<S> {
     }
 }
 
-impl<S: Stream + Unpin> Stream for Coalesce<S>
+impl<S, B> Stream for Coalesce<S, B>
 where
-    S::Item: Unpin,
+    S: Stream + Unpin,
+    B: Batch<S::Item> + Unpin,
 {
-    type Item = Vec<S::Item>;
+    type Item = B::Output;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
@@ -95,7 +136,7 @@ where
                 }
             }
         }
-        if this.batch.is_empty() {
+        if this.batch.len() == 0 {
             return if this.ended {
                 Poll::Ready(None)
             } else {
@@ -108,7 +149,7 @@ where
         }
         this.armed = false;
         this.last_flush = Some(Instant::now());
-        Poll::Ready(Some(std::mem::take(&mut this.batch)))
+        Poll::Ready(Some(this.batch.take()))
     }
 }
 
@@ -120,22 +161,23 @@ mod tests {
     use super::*;
 
     type Items = Pin<Box<dyn Stream<Item = u32> + Send>>;
+    type Batches = Coalesce<Items, Vec<u32>>;
 
     /// Wider than the server's window: tokio's timers tick in milliseconds,
     /// so a test can place events inside this one.
     const WINDOW: Duration = Duration::from_millis(10);
 
     /// A channel-fed stream, so a test decides when each item arrives.
-    fn fed(max_items: usize) -> (mpsc::UnboundedSender<u32>, Coalesce<Items>) {
+    fn fed(max_items: usize) -> (mpsc::UnboundedSender<u32>, Batches) {
         let (send, mut receive) = mpsc::unbounded_channel();
         let items: Items = Box::pin(futures_util::stream::poll_fn(move |cx| {
             receive.poll_recv(cx)
         }));
-        (send, Coalesce::new(items, WINDOW, max_items))
+        (send, Coalesce::new(items, Vec::new(), WINDOW, max_items))
     }
 
     /// The next batch if it is ready without waiting.
-    fn ready_now(batches: &mut Coalesce<Items>) -> Option<Vec<u32>> {
+    fn ready_now(batches: &mut Batches) -> Option<Vec<u32>> {
         batches.next().now_or_never().flatten()
     }
 
