@@ -1,6 +1,9 @@
 // Playwright starts fake-ollama and llm-chat on free ports, then drives
 // Debian's Chromium (never a downloaded browser) against them.
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineConfig } from '@playwright/test';
 
 /** A free loopback port, found synchronously (config loading is synchronous). */
@@ -14,6 +17,8 @@ function freePort(): string {
 // Workers re-read this file; the ports travel to them through the environment.
 process.env.E2E_FAKE_PORT ??= freePort();
 process.env.E2E_APP_PORT ??= freePort();
+// A database of this run's own: the user's conversations are never touched.
+process.env.E2E_DATA_DIR ??= mkdtempSync(join(tmpdir(), 'llm-chat-e2e-'));
 export const FAKE_URL = `http://127.0.0.1:${process.env.E2E_FAKE_PORT}`;
 const APP_URL = `http://127.0.0.1:${process.env.E2E_APP_PORT}`;
 
@@ -62,6 +67,7 @@ export default defineConfig({
       env: {
         LLM_CHAT_ADDR: `127.0.0.1:${process.env.E2E_APP_PORT}`,
         OLLAMA_URL: FAKE_URL,
+        LLM_CHAT_DATABASE_URL: `sqlite://${process.env.E2E_DATA_DIR}/llm-chat.db`,
         LOG_FORMAT: 'json',
         RUST_LOG: 'warn',
       },

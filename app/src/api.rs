@@ -4,9 +4,13 @@
 //! Ollama), so its clients keep working: serde serialises fields in
 //! declaration order, which the byte-exact wire tests rely on.
 
+mod conversations;
+
 use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer, Serialize};
+
+pub use self::conversations::*;
 
 /// Every error answer: `{"error": "…"}`, whatever the status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,6 +12,8 @@ pub struct Service {
     pub name: &'static str,
     pub url: String,
     child: Child,
+    /// Files the process made that go with it (its database).
+    scratch: Vec<PathBuf>,
 }
 
 impl Service {
@@ -53,6 +55,9 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for path in &self.scratch {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -80,7 +85,12 @@ fn spawn(name: &'static str, url: String, command: &mut Command) -> Result<Servi
         .stderr(Stdio::null())
         .spawn()
         .map_err(|error| format!("cannot start {name}: {error}"))?;
-    Ok(Service { name, url, child })
+    Ok(Service {
+        name,
+        url,
+        child,
+        scratch: Vec::new(),
+    })
 }
 
 /// Waits until `url` answers 2xx.
@@ -129,10 +139,18 @@ pub fn llm_chat(
     embedded: Option<Embedded<'_>>,
 ) -> Result<Service, String> {
     let port = free_port();
+    // A database of the run's own (the benchmark never touches the user's
+    // conversations), in the temporary directory; one per gateway process.
+    let database =
+        std::env::temp_dir().join(format!("llm-chat-bench-{}-{port}.db", std::process::id()));
     let mut command = Command::new(bin);
     command
         .current_dir(root)
         .env("LLM_CHAT_ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "LLM_CHAT_DATABASE_URL",
+            format!("sqlite://{}", database.display()),
+        )
         .env("OLLAMA_URL", ollama_url)
         // Room for every stream of the largest run.
         .env("LLM_CHAT_MAX_GENERATIONS", "20000")
@@ -156,7 +174,13 @@ pub fn llm_chat(
                 embedded.context_size.to_string(),
             );
     }
-    spawn("llm-chat", format!("http://127.0.0.1:{port}"), &mut command)
+    let mut service = spawn("llm-chat", format!("http://127.0.0.1:{port}"), &mut command)?;
+    // SQLite's write-ahead log and index go with the database.
+    service.scratch = ["", "-wal", "-shm"]
+        .into_iter()
+        .map(|suffix| PathBuf::from(format!("{}{suffix}", database.display())))
+        .collect();
+    Ok(service)
 }
 
 /// LiteLLM's master key: it refuses to start with a weak one.

@@ -15,8 +15,11 @@ use crate::backend::Backend;
 use crate::backend::embedded::{EmbeddedBackend, EmbeddedSettings};
 use crate::backend::ollama::{OllamaBackend, OllamaSettings};
 use crate::config::Config;
-use crate::generations::GenerationSettings;
+use crate::conversations::ConversationStore;
+use crate::conversations::replies::Replies;
+use crate::conversations::sqlite::SqliteStore;
 use crate::generations::memory::MemoryStore;
+use crate::generations::{GenerationSettings, GenerationStore};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::routes;
@@ -29,6 +32,8 @@ use crate::stream::body::StreamContext;
 pub enum StartError {
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("cannot open the conversations' database: {0}")]
+    Database(#[from] crate::conversations::sqlite::OpenError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -98,10 +103,28 @@ impl Application {
             },
             shutdown.clone(),
         );
+        let generations: Arc<dyn GenerationStore> = Arc::new(generations);
+        let conversations = SqliteStore::open(&config.database()).await?;
+        let interrupted = conversations
+            .interrupt_unfinished()
+            .await
+            .map_err(|error| StartError::Config(format!("the conversations' database: {error}")))?;
+        if interrupted > 0 {
+            tracing::warn!(
+                answers = interrupted,
+                "answers the server was writing when it stopped are marked interrupted, keeping their text"
+            );
+        }
+        let registry = Arc::new(Registry::new(backends));
         let metrics = Arc::new(Metrics::default());
         let state = AppState {
-            registry: Arc::new(Registry::new(backends)),
-            generations: Arc::new(generations),
+            conversations: Replies {
+                store: Arc::new(conversations),
+                registry: registry.clone(),
+                generations: generations.clone(),
+            },
+            registry,
+            generations,
             streams: StreamContext {
                 shutdown: shutdown.clone(),
                 keep_alive: config.sse_keep_alive,

@@ -154,6 +154,12 @@ pub struct Config {
           value_parser = parse_keep_alive)]
     pub embedded_keep_alive: KeepAliveSetting,
 
+    /// Where conversations are kept: a SQLite database URL, e.g.
+    /// `sqlite:///var/lib/llm-chat/llm-chat.db` [default: DATABASE_URL, else
+    /// llm-chat.db in the user's data directory, ~/.local/share/llm-chat].
+    #[arg(long, env = "LLM_CHAT_DATABASE_URL")]
+    pub database_url: Option<String>,
+
     /// Directory of the built web assets (cargo-leptos's site root).
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
@@ -196,7 +202,14 @@ impl Config {
         {
             eprintln!("llm-chat: ignoring .env: {error}");
         }
-        Self::parse()
+        let mut config = Self::parse();
+        // The name every database tool knows, when ours is not set.
+        if config.database_url.is_none() {
+            config.database_url = std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|url| !url.is_empty());
+        }
+        config
     }
 
     /// Every setting at its default, whatever the flags and environment
@@ -221,6 +234,19 @@ impl Config {
             };
         }
         home().join(".cache/llm-chat/models")
+    }
+
+    /// Where the conversations' database is.
+    pub fn database(&self) -> Database {
+        match &self.database_url {
+            Some(url) => Database::Url(url.clone()),
+            None => {
+                let data = std::env::var_os("XDG_DATA_HOME")
+                    .filter(|dir| !dir.is_empty())
+                    .map_or_else(|| home().join(".local/share"), PathBuf::from);
+                Database::File(data.join("llm-chat/llm-chat.db"))
+            }
+        }
     }
 
     fn cores() -> u32 {
@@ -268,6 +294,15 @@ impl Config {
         }
         Ok(url)
     }
+}
+
+/// Where the conversations' database is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// As the user gave it (`sqlite://…`).
+    Url(String),
+    /// The default file, created with its directory on first start.
+    File(PathBuf),
 }
 
 /// A setting that parses but cannot be used.

@@ -9,6 +9,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::backend::BackendError;
+use crate::conversations::StoreError as ConversationError;
+use crate::conversations::replies::ReplyError;
 use crate::generations::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,21 @@ pub enum AppError {
     /// No such generation, or no room for one.
     #[error(transparent)]
     Generations(#[from] StoreError),
+    /// No such conversation or message, or the database failed.
+    #[error(transparent)]
+    Conversations(#[from] ConversationError),
+}
+
+impl From<ReplyError> for AppError {
+    fn from(error: ReplyError) -> Self {
+        match error {
+            ReplyError::BadRequest(message) => Self::BadRequest(message),
+            ReplyError::NoSuchMessage(_) => Self::NotFound(error.to_string()),
+            ReplyError::Store(error) => Self::Conversations(error),
+            ReplyError::Backend(error) => Self::Backend(error),
+            ReplyError::Generations(error) => Self::Generations(error),
+        }
+    }
 }
 
 impl AppError {
@@ -39,6 +56,13 @@ impl AppError {
             Self::Backend(error) => backend_status(error),
             Self::Generations(StoreError::NotFound { .. }) => StatusCode::NOT_FOUND,
             Self::Generations(StoreError::Full { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Conversations(error) => match error {
+                ConversationError::NoConversation(_) => StatusCode::NOT_FOUND,
+                ConversationError::NoMessage(_) | ConversationError::BadCursor => {
+                    StatusCode::BAD_REQUEST
+                }
+                ConversationError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         }
     }
 }
@@ -79,6 +103,9 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match &self {
             Self::Backend(error) => error.log(),
+            Self::Conversations(ConversationError::Database(source)) => {
+                tracing::error!(error = %source, "the conversation store failed");
+            }
             other => tracing::debug!(error = %other, "request refused"),
         }
         json_error(self.status(), self.to_string())

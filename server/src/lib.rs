@@ -11,6 +11,7 @@
 mod application;
 pub mod backend;
 pub mod config;
+mod conversations;
 mod dialect;
 mod error;
 mod extract;

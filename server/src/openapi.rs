@@ -26,6 +26,7 @@ use crate::state::AppState;
         (name = "generate", description = "Complete a prompt"),
         (name = "chat", description = "Answer a conversation"),
         (name = "generations", description = "Resumable generations for EventSource clients"),
+        (name = "conversations", description = "Conversations kept on the server, with branches"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]

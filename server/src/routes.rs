@@ -4,6 +4,7 @@
 //! registers its routes, so the document cannot miss one.
 
 mod answers;
+mod conversations;
 mod generations;
 mod health;
 mod models;
@@ -22,6 +23,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .merge(models::router())
         .merge(answers::router())
         .merge(generations::router())
+        .merge(conversations::router())
         .fallback(api_not_found);
     OpenApiRouter::with_openapi(openapi::base())
         .nest("/api/v1", api)

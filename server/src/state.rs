@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
+use crate::conversations::replies::Replies;
 use crate::generations::GenerationStore;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -16,6 +17,8 @@ use crate::stream::body::StreamContext;
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
+    /// Conversations kept on the server, and the answers posted into them.
+    pub conversations: Replies,
     /// Resumable generations for `EventSource` clients.
     pub generations: Arc<dyn GenerationStore>,
     /// What every streaming response needs: keep-alive, shutdown, counters.

@@ -106,22 +106,27 @@ fn require_messages(messages: &[ChatMessage]) -> Result<(), AppError> {
 fn messages(messages: Vec<ChatMessage>) -> Vec<Message> {
     messages
         .into_iter()
-        .map(|message| {
-            let role = match message.role {
-                WireRole::System => Role::System,
-                WireRole::User => Role::User,
-                WireRole::Assistant => Role::Assistant,
-                WireRole::Tool => Role::Tool,
-            };
-            Message::new(role, message.content)
-        })
+        .map(|message| message_of(message.role, message.content))
         .collect()
 }
 
-fn options(options: Option<ModelOptions>) -> Options {
-    let Some(mut options) = options else {
-        return Options::default();
+/// One of our messages as the inference request's.
+pub fn message_of(role: WireRole, content: String) -> Message {
+    let role = match role {
+        WireRole::System => Role::System,
+        WireRole::User => Role::User,
+        WireRole::Assistant => Role::Assistant,
+        WireRole::Tool => Role::Tool,
     };
+    Message::new(role, content)
+}
+
+fn options(options: Option<ModelOptions>) -> Options {
+    options.map(options_of).unwrap_or_default()
+}
+
+/// Our options (Ollama's names) as the inference request's.
+pub fn options_of(mut options: ModelOptions) -> Options {
     // The one untyped option a backend of ours reads; the rest pass through.
     let repeat_last_n = options
         .other

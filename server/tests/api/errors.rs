@@ -147,19 +147,21 @@ async fn a_wrong_method_is_405_json() {
     assert_eq!(error_of(response, 405).await, "method not allowed");
 }
 
-/// The OpenAPI document promises a JSON 405 on every path; PATCH is a
+/// The OpenAPI document promises a JSON 405 on every path; PUT is a
 /// method none of them takes.
 #[tokio::test]
 async fn every_documented_path_answers_a_wrong_method_with_405_json() {
     let app = spawn_app(Behavior::default()).await;
     let document: Value = serde_json::from_str(&llm_chat::openapi::document()).unwrap();
     for path in document["paths"].as_object().unwrap().keys() {
-        let path = path.replace("{id}", "no-such-generation");
-        let response = app.client.patch(app.url(&path)).send().await.unwrap();
+        let path = path
+            .replace("{id}", "no-such-id")
+            .replace("{mid}", "no-such-message");
+        let response = app.client.put(app.url(&path)).send().await.unwrap();
         assert_eq!(
             error_of(response, 405).await,
             "method not allowed",
-            "PATCH {path}"
+            "PUT {path}"
         );
     }
 }

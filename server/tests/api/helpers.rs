@@ -1,7 +1,9 @@
 //! Spawning the server against a fake Ollama, and reading SSE answers.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use fake_ollama::{Behavior, FakeOllama};
@@ -16,12 +18,45 @@ pub struct TestApp {
     pub fake: Option<FakeOllama>,
     pub client: reqwest::Client,
     pub server: JoinHandle<std::io::Result<()>>,
+    /// Its database, removed with it.
+    pub database: TempDir,
 }
 
-/// The configuration tests start from: a free port, the given Ollama, and
-/// no embedded backend (its tests, in `embedded.rs`, bring their own).
-pub fn test_config(ollama_url: &str) -> Config {
+/// A directory of a test's own under the system's temporary directory,
+/// removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "llm-chat-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        Self(dir)
+    }
+
+    /// The URL of a SQLite database in it.
+    pub fn database_url(&self) -> String {
+        format!("sqlite://{}/llm-chat.db", self.0.display())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The configuration tests start from: a free port, the given Ollama, the
+/// given database, and no embedded backend (its tests, in `embedded.rs`,
+/// bring their own).
+pub fn test_config(ollama_url: &str, database: &TempDir) -> Config {
     let mut config = Config::defaults();
+    config.database_url = Some(database.database_url());
     config.embedded = false;
     config.addr = "127.0.0.1:0".parse().unwrap();
     config.ollama_url = Some(ollama_url.parse().unwrap());
@@ -39,28 +74,54 @@ pub async fn spawn_app_with(behavior: Behavior, adjust: impl FnOnce(&mut Config)
     let fake = FakeOllama::start(behavior)
         .await
         .expect("fake ollama starts");
-    let mut config = test_config(&fake.url());
+    let database = TempDir::new();
+    let mut config = test_config(&fake.url(), &database);
     adjust(&mut config);
-    let mut app = run(Application::build(config).await.expect("server builds"));
+    let mut app = run(
+        Application::build(config).await.expect("server builds"),
+        database,
+    );
+    app.fake = Some(fake);
+    app
+}
+
+/// The server over an existing database (a restart), before a new fake.
+pub async fn spawn_app_on(behavior: Behavior, database: TempDir) -> TestApp {
+    let fake = FakeOllama::start(behavior)
+        .await
+        .expect("fake ollama starts");
+    let config = test_config(&fake.url(), &database);
+    let mut app = run(
+        Application::build(config).await.expect("server builds"),
+        database,
+    );
     app.fake = Some(fake);
     app
 }
 
 /// The server in front of an Ollama address where nothing listens.
 pub async fn spawn_app_without_ollama() -> TestApp {
-    let config = test_config(&format!("http://{}", dead_address().await));
-    run(Application::build(config).await.expect("server builds"))
+    let database = TempDir::new();
+    let config = test_config(&format!("http://{}", dead_address().await), &database);
+    run(
+        Application::build(config).await.expect("server builds"),
+        database,
+    )
 }
 
 /// The server over hand-made backends.
 pub async fn spawn_app_over(backends: Vec<Arc<dyn Backend>>) -> TestApp {
-    let config = test_config("http://127.0.0.1:9");
-    run(Application::build_with_backends(config, backends)
-        .await
-        .expect("server builds"))
+    let database = TempDir::new();
+    let config = test_config("http://127.0.0.1:9", &database);
+    run(
+        Application::build_with_backends(config, backends)
+            .await
+            .expect("server builds"),
+        database,
+    )
 }
 
-fn run(app: Application) -> TestApp {
+fn run(app: Application, database: TempDir) -> TestApp {
     let addr = app.addr();
     let state = app.state().clone();
     let server = tokio::spawn(app.run_until_stopped());
@@ -70,6 +131,7 @@ fn run(app: Application) -> TestApp {
         fake: None,
         client: reqwest::Client::new(),
         server,
+        database,
     }
 }
 

@@ -2,6 +2,7 @@
 //! One test binary (modules below) so the release build links once.
 
 mod chat;
+mod conversations;
 mod embedded;
 mod errors;
 mod generate;

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::helpers::read_frames;
+use crate::helpers::{TempDir, read_frames};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -23,6 +23,8 @@ fn llm_chat() -> Command {
         .current_dir(std::env::temp_dir())
         .env_remove("RUST_LOG")
         .env("LLM_CHAT_EMBEDDED", "false")
+        .env_remove("LLM_CHAT_DATABASE_URL")
+        .env_remove("DATABASE_URL")
         .kill_on_drop(true);
     command
 }
@@ -96,8 +98,10 @@ struct Running {
     logs: tokio::sync::mpsc::UnboundedReceiver<Value>,
 }
 
-async fn start(fake: &FakeOllama) -> Running {
+/// Starts the binary over the fake, with a database of the test's own.
+async fn start(fake: &FakeOllama, database: &TempDir) -> Running {
     let mut child = llm_chat()
+        .env("LLM_CHAT_DATABASE_URL", database.database_url())
         .env("LLM_CHAT_ADDR", "127.0.0.1:0")
         .env("OLLAMA_URL", fake.url())
         .env("LOG_FORMAT", "json")
@@ -134,7 +138,8 @@ async fn start(fake: &FakeOllama) -> Running {
 #[tokio::test]
 async fn requests_are_logged_with_their_fields_and_never_their_prompt() {
     let fake = FakeOllama::start(Behavior::default()).await.unwrap();
-    let mut server = start(&fake).await;
+    let database = TempDir::new();
+    let mut server = start(&fake, &database).await;
     let client = reqwest::Client::new();
 
     let response = client
@@ -193,7 +198,8 @@ async fn sigterm_ends_open_streams_with_an_event_and_exits_within_the_grace() {
     })
     .await
     .unwrap();
-    let mut server = start(&fake).await;
+    let database = TempDir::new();
+    let mut server = start(&fake, &database).await;
     let mut stream = reqwest::Client::new()
         .post(format!("{}/api/v1/generate/stream", server.url))
         .body(r#"{"model":"llama3.2","prompt":"Go on"}"#)
@@ -229,4 +235,68 @@ async fn sigterm_ends_open_streams_with_an_event_and_exits_within_the_grace() {
             .await
             .is_err()
     );
+}
+
+/// A server killed outright (no chance to save) mid-answer: the next one
+/// finds the answer with the text that was flushed, marked interrupted.
+#[tokio::test]
+async fn an_answer_cut_by_sigkill_comes_back_interrupted_with_its_text() {
+    let fake = FakeOllama::start(Behavior {
+        tokens: 10_000,
+        token_delay_ms: 20,
+        ..Behavior::default()
+    })
+    .await
+    .unwrap();
+    let database = TempDir::new();
+    let mut server = start(&fake, &database).await;
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{}/api/v1/conversations", server.url))
+        .body(r#"{"model":"llama3.2"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let posted: Value = client
+        .post(format!("{}/api/v1/conversations/{id}/messages", server.url))
+        .body(r#"{"content":"Go on and on"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reply_id = posted["reply"]["id"].as_str().unwrap();
+    // Two flushes' worth of tokens.
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+
+    server.child.kill().await.unwrap();
+    let mut server = start(&fake, &database).await;
+
+    let conversation: Value = client
+        .get(format!("{}/api/v1/conversations/{id}", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reply = conversation["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|message| message["id"] == reply_id)
+        .unwrap();
+    assert_eq!(reply["status"], "interrupted", "{reply}");
+    let text = reply["content"].as_str().unwrap();
+    assert!(text.starts_with("The quick brown fox"), "{text:?}");
+    assert_eq!(
+        reply["error"],
+        "the server stopped while this answer was being written"
+    );
+    server.child.kill().await.unwrap();
 }
