@@ -4,10 +4,11 @@
 
 pub mod api;
 mod chat;
-mod models;
+mod data;
 
+pub use chat::RequestedConversation;
 #[cfg(feature = "ssr")]
-pub use models::{ModelCatalog, SharedModelCatalog};
+pub use data::{BoxFuture, ServerData, SharedServerData};
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

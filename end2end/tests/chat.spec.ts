@@ -186,7 +186,7 @@ test('a failure mid-stream shows the error, keeps the text, and the next message
 test('an unknown model is reported and the next message works', async ({ page }) => {
   await openChat(page);
   // The model vanished between listing and asking (e.g. removed in Ollama).
-  await page.route('**/api/v1/generations', async (route) => {
+  await page.route('**/api/v1/conversations/*/messages', async (route) => {
     const body = JSON.parse(route.request().postData()!);
     await route.continue({ postData: JSON.stringify({ ...body, model: 'vanished:latest' }) });
   });
@@ -197,7 +197,7 @@ test('an unknown model is reported and the next message works', async ({ page })
   );
   await expect(page.getByTestId('send-button')).toHaveText('Send');
 
-  await page.unroute('**/api/v1/generations');
+  await page.unroute('**/api/v1/conversations/*/messages');
   await send(page, 'Hello again');
   await waitForAnswer(page);
   await expect(answerText(page)).toHaveText('The quick brown fox jumps over the lazy');
@@ -205,11 +205,11 @@ test('an unknown model is reported and the next message works', async ({ page })
 
 test('a dead backend is reported readably', async ({ page }) => {
   await openChat(page);
-  await page.route('**/api/v1/generations', (route) =>
+  await page.route('**/api/v1/conversations/*/messages', (route) =>
     route.fulfill({
       status: 502,
       contentType: 'application/json',
-      body: JSON.stringify({ error: 'ollama is unreachable at http://127.0.0.1:11434: Connection refused (os error 111)' }),
+      body: JSON.stringify({ error: 'ollama is unreachable: connection refused' }),
     }),
   );
   await send(page, 'Anyone there?');

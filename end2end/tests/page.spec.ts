@@ -41,6 +41,6 @@ test('every control has a label', async ({ page }) => {
   await expect(page.getByLabel('Model')).toBeVisible();
   await expect(page.getByLabel('Stream response')).toBeVisible();
   await expect(page.getByLabel('Message')).toBeVisible();
-  await expect(page.getByRole('button', { name: 'Clear chat' })).toBeVisible();
+  await expect(page.getByTestId('clear-button')).toHaveAccessibleName('New chat');
   await expect(page.getByRole('button', { name: 'Send' })).toBeVisible();
 });

@@ -1,39 +1,73 @@
-//! The server-rendered page: Leptos renders the app for `/`, with the model
-//! registry as its data source; built assets come from the site root.
+//! The server-rendered page: Leptos renders the app for `/` (a new chat)
+//! and `/c/{id}` (a conversation), with the server's own state as its data
+//! source; built assets come from the site root.
 //!
 //! The page is rendered whole before it is sent (Leptos's async mode), not
-//! streamed out of order: with out-of-order streaming a model list slower
-//! than the first flush goes out as a "Loading models…" placeholder that only
-//! JavaScript can swap, and the page must work with JavaScript off.
+//! streamed out of order: with out-of-order streaming, data slower than the
+//! first flush goes out as a placeholder that only JavaScript can swap, and
+//! the page must work with JavaScript off.
 
 use std::sync::Arc;
 
-use app::api::ModelList;
-use app::{ModelCatalog, SharedModelCatalog, shell};
+use app::api::{Conversation, ConversationList, ModelList};
+use app::{BoxFuture, RequestedConversation, ServerData, SharedServerData, shell};
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use leptos::prelude::provide_context;
 use tower_http::services::ServeDir;
 
+use crate::conversations::replies::Replies;
+use crate::conversations::{ListQuery, StoreError};
 use crate::registry::Registry;
 use crate::state::AppState;
 
-/// Lets the page list models straight from the registry during SSR.
-struct RegistryCatalog(Arc<Registry>);
+/// How many conversations the first HTML lists.
+const LISTED: usize = 50;
 
-impl ModelCatalog for RegistryCatalog {
-    fn list_models(
-        &self,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<ModelList, String>> + Send + '_>> {
+/// The page's data, from the registry and the conversation store.
+struct Data {
+    registry: Arc<Registry>,
+    conversations: Replies,
+}
+
+impl ServerData for Data {
+    fn list_models(&self) -> BoxFuture<'_, Result<ModelList, String>> {
         Box::pin(async move {
-            self.0
+            self.registry
                 .list_models()
                 .await
                 .map(|models| ModelList { models })
                 .map_err(|error| error.to_string())
+        })
+    }
+
+    fn list_conversations(
+        &self,
+        search: Option<String>,
+    ) -> BoxFuture<'_, Result<ConversationList, String>> {
+        Box::pin(async move {
+            self.conversations
+                .store
+                .list(ListQuery {
+                    search,
+                    limit: LISTED,
+                    before: None,
+                })
+                .await
+                .map_err(|error| error.to_string())
+        })
+    }
+
+    fn conversation(&self, id: String) -> BoxFuture<'_, Result<Option<Conversation>, String>> {
+        Box::pin(async move {
+            match self.conversations.store.get(&id).await {
+                Ok(conversation) => Ok(Some(conversation)),
+                Err(StoreError::NoConversation(_)) => Ok(None),
+                Err(error) => Err(error.to_string()),
+            }
         })
     }
 }
@@ -42,19 +76,53 @@ pub fn router(state: &AppState) -> Router<AppState> {
     // Resources spawn their loaders on Leptos's executor; an error only means
     // another router in this process set it up already.
     let _ = any_spawner::Executor::init_tokio();
-    let catalog: SharedModelCatalog = Arc::new(RegistryCatalog(state.registry.clone()));
-    let options = state.leptos_options.clone();
     let assets = ServeDir::new(&*state.leptos_options.site_root)
         .precompressed_gzip()
         .precompressed_br()
         .not_found_service(axum::routing::any(not_found_page));
-    let render = leptos_axum::render_app_async_with_context(
-        move || provide_context(catalog.clone()),
+    Router::new()
+        .route("/", get(new_chat))
+        .route("/c/{id}", get(conversation_page))
+        .fallback_service(assets)
+}
+
+async fn new_chat(State(state): State<AppState>, request: Request) -> Response {
+    render(&state, None, request).await
+}
+
+/// A conversation's own address; 404 (the page says so) when there is none.
+async fn conversation_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let exists = match state.conversations.store.get(&id).await {
+        Ok(_) => true,
+        Err(StoreError::NoConversation(_)) => false,
+        // The page itself says what failed.
+        Err(_) => true,
+    };
+    let mut response = render(&state, Some(id), request).await;
+    if !exists {
+        *response.status_mut() = StatusCode::NOT_FOUND;
+    }
+    response
+}
+
+async fn render(state: &AppState, conversation: Option<String>, request: Request) -> Response {
+    let data: SharedServerData = Arc::new(Data {
+        registry: state.registry.clone(),
+        conversations: state.conversations.clone(),
+    });
+    let options = state.leptos_options.clone();
+    let handler = leptos_axum::render_app_async_with_context(
+        move || {
+            provide_context(data.clone());
+            provide_context(RequestedConversation(conversation.clone()));
+        },
         move || shell(options.clone()),
     );
-    Router::new()
-        .route("/", get(move |request: Request| render(request)))
-        .fallback_service(assets)
+    handler(request).await.into_response()
 }
 
 async fn not_found_page() -> impl IntoResponse {

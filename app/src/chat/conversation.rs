@@ -1,9 +1,9 @@
-//! The conversation the page holds: turns with their own reactive text, so
-//! a token touches one bubble, never the whole history.
+//! The messages the page shows: turns with their own reactive text, so a
+//! token touches one bubble, never the whole history.
 
 use leptos::prelude::*;
 
-use crate::api::{ChatMessage, ChatResponse, DoneChunk, Role};
+use crate::api::{ConversationMessage, DoneChunk, MessageStats, MessageStatus, Role};
 
 /// Where a turn stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +20,8 @@ pub enum TurnStatus {
     /// The user pressed Stop (or the generation was cancelled elsewhere).
     Stopped,
     Failed,
+    /// The server stopped while writing it; what was saved is kept.
+    Interrupted,
 }
 
 impl TurnStatus {
@@ -54,15 +56,23 @@ impl AnswerStats {
         }
     }
 
-    pub fn from_whole(response: &ChatResponse, total_ms: f64) -> Self {
+    /// A whole answer (not streamed): its counters, and how long the reader waited.
+    pub fn from_whole(done: &DoneChunk, total_ms: f64) -> Self {
         Self {
-            tokens: response.counters.eval_count,
-            tokens_per_second: Self::rate(
-                response.counters.eval_count,
-                response.counters.eval_duration,
-            ),
+            tokens: done.counters.eval_count,
+            tokens_per_second: Self::rate(done.counters.eval_count, done.counters.eval_duration),
             first_token_ms: None,
             total_ms: Some(total_ms),
+        }
+    }
+
+    /// A saved answer's figures.
+    pub fn from_saved(stats: &MessageStats) -> Self {
+        Self {
+            tokens: stats.tokens,
+            tokens_per_second: stats.tokens_per_second,
+            first_token_ms: stats.time_to_first_token.map(|ns| ns as f64 / 1e6),
+            total_ms: None,
         }
     }
 
@@ -98,12 +108,24 @@ fn milliseconds(ms: f64) -> String {
 /// growing answer re-renders only its own text.
 #[derive(Debug, Clone)]
 pub struct Turn {
+    /// The page's own key for it, for as long as the page shows it.
     pub id: u64,
     pub role: Role,
+    /// The server's id, once saved.
+    pub saved_as: ArcRwSignal<Option<String>>,
+    /// The generation writing it, while it is written.
+    pub generation: ArcRwSignal<Option<String>>,
     pub text: ArcRwSignal<String>,
     pub status: ArcRwSignal<TurnStatus>,
     pub error: ArcRwSignal<Option<String>>,
     pub stats: ArcRwSignal<Option<AnswerStats>>,
+}
+
+/// Turns are the same turn when they have the same key.
+impl PartialEq for Turn {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
 }
 
 impl Turn {
@@ -111,11 +133,32 @@ impl Turn {
         Self {
             id,
             role,
+            saved_as: ArcRwSignal::new(None),
+            generation: ArcRwSignal::new(None),
             text: ArcRwSignal::new(text),
             status: ArcRwSignal::new(status),
             error: ArcRwSignal::new(None),
             stats: ArcRwSignal::new(None),
         }
+    }
+
+    /// A message as the server keeps it.
+    pub fn saved(id: u64, message: &ConversationMessage) -> Self {
+        let status = match (message.role, message.status) {
+            (Role::User, _) => TurnStatus::Sent,
+            (_, MessageStatus::Streaming) => TurnStatus::Streaming,
+            (_, MessageStatus::Complete) => TurnStatus::Done,
+            (_, MessageStatus::Stopped) => TurnStatus::Stopped,
+            (_, MessageStatus::Failed) => TurnStatus::Failed,
+            (_, MessageStatus::Interrupted) => TurnStatus::Interrupted,
+        };
+        let turn = Self::new(id, message.role, message.content.clone(), status);
+        turn.saved_as.set(Some(message.id.clone()));
+        turn.generation.set(message.generation_id.clone());
+        turn.error.set(message.error.clone());
+        turn.stats
+            .set(message.stats.as_ref().map(AnswerStats::from_saved));
+        turn
     }
 
     /// Ends the answer with an error; the text so far stays.
@@ -125,36 +168,32 @@ impl Turn {
     }
 }
 
-/// The messages to send with the next request: every turn with text, in
-/// order, so the model sees the whole conversation. An answer that failed
-/// before any text is left out; a stopped one keeps what it said.
-pub fn history(turns: &[Turn]) -> Vec<ChatMessage> {
-    turns
-        .iter()
-        .filter_map(|turn| {
-            let text = turn.text.get_untracked();
-            (!text.is_empty()).then(|| ChatMessage::new(turn.role, text))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn history_keeps_order_and_skips_empty_answers() {
-        let turns = [
-            Turn::new(1, Role::User, "Hi".into(), TurnStatus::Sent),
-            Turn::new(2, Role::Assistant, "Hello!".into(), TurnStatus::Done),
-            Turn::new(3, Role::User, "More".into(), TurnStatus::Sent),
-            Turn::new(4, Role::Assistant, String::new(), TurnStatus::Failed),
-            Turn::new(5, Role::User, "Again".into(), TurnStatus::Sent),
-        ];
-        let messages = history(&turns);
-        let roles: Vec<_> = messages.iter().map(|m| m.role).collect();
-        assert_eq!(roles, [Role::User, Role::Assistant, Role::User, Role::User]);
-        assert_eq!(messages[1].content, "Hello!");
+    fn a_saved_answer_reads_as_the_server_left_it() {
+        let message = ConversationMessage {
+            id: "m1".into(),
+            parent_id: Some("q1".into()),
+            role: Role::Assistant,
+            content: "Half an ans".into(),
+            model: Some("llama3.2".into()),
+            status: MessageStatus::Interrupted,
+            error: Some("the server stopped".into()),
+            stats: None,
+            generation_id: None,
+            created_at: String::new(),
+        };
+        let turn = Turn::saved(7, &message);
+        assert_eq!(turn.status.get_untracked(), TurnStatus::Interrupted);
+        assert_eq!(turn.saved_as.get_untracked().as_deref(), Some("m1"));
+        assert_eq!(turn.text.get_untracked(), "Half an ans");
+        assert_eq!(
+            turn.error.get_untracked().as_deref(),
+            Some("the server stopped")
+        );
     }
 
     #[test]

@@ -5,13 +5,21 @@ use leptos::html::Div;
 use leptos::prelude::*;
 
 use super::conversation::{Turn, TurnStatus};
+use super::session::Session;
 use crate::api::Role;
 
 /// How close to the bottom (px) counts as "following the answer".
 const STICKY_DISTANCE: i32 = 48;
 
 #[component]
-pub fn MessageList(turns: RwSignal<Vec<Turn>>) -> impl IntoView {
+pub fn MessageList(
+    session: Session,
+    /// The model a regenerated answer comes from.
+    model: Memo<String>,
+    /// The composer's text: an edited question goes back there.
+    input: RwSignal<String>,
+) -> impl IntoView {
+    let turns = session.shown;
     let list = NodeRef::<Div>::new();
     // Follow the answer while the reader is at the bottom; stop when they
     // scroll up to read, resume when they come back down. Whether they were
@@ -51,7 +59,11 @@ pub fn MessageList(turns: RwSignal<Vec<Turn>>) -> impl IntoView {
             <Show when=move || turns.with(Vec::is_empty)>
                 <p class="empty-hint">"Pick a model, type a message, press Enter."</p>
             </Show>
-            <For each=move || turns.get() key=|turn| turn.id children=|turn| view! { <Bubble turn /> } />
+            <For
+                each=move || turns.get()
+                key=|turn| turn.id
+                children=move |turn| view! { <Bubble turn session model input /> }
+            />
         </div>
     }
 }
@@ -80,7 +92,12 @@ impl Viewport {
 }
 
 #[component]
-fn Bubble(turn: Turn) -> impl IntoView {
+fn Bubble(
+    turn: Turn,
+    session: Session,
+    model: Memo<String>,
+    input: RwSignal<String>,
+) -> impl IntoView {
     let is_user = turn.role == Role::User;
     let status = turn.status.clone();
     let pending = {
@@ -94,16 +111,18 @@ fn Bubble(turn: Turn) -> impl IntoView {
             TurnStatus::Waiting => Some("Waiting for the answer…"),
             TurnStatus::Reconnecting => Some("Connection lost, reconnecting…"),
             TurnStatus::Stopped => Some("Stopped"),
+            TurnStatus::Interrupted => Some("Interrupted"),
             _ => None,
         }
     };
     let error = turn.error.clone();
     let stats = turn.stats.clone();
+    let actions_turn = turn.clone();
     let status_class = {
         let status = status.clone();
         move || match status.get() {
             TurnStatus::Failed => "message failed",
-            TurnStatus::Stopped => "message stopped",
+            TurnStatus::Stopped | TurnStatus::Interrupted => "message stopped",
             _ => "message",
         }
     };
@@ -127,7 +146,103 @@ fn Bubble(turn: Turn) -> impl IntoView {
             {move || {
                 stats.get().map(|stats| view! { <p class="message-stats" data-testid="message-stats">{stats.summary()}</p> })
             }}
+            <Actions turn=actions_turn session model input />
         </article>
+    }
+}
+
+/// What can be done with a message: copy it; ask again (an answer) or edit
+/// and resend (a question); and, where it has siblings, `‹ 2/3 ›` to show
+/// another version. The buttons never change while other messages stream.
+#[component]
+fn Actions(
+    turn: Turn,
+    session: Session,
+    model: Memo<String>,
+    input: RwSignal<String>,
+) -> impl IntoView {
+    let is_user = turn.role == Role::User;
+    let position = session.position(&turn);
+    let has_siblings = move || position.get().1 > 1;
+    let copy = {
+        let text = turn.text.clone();
+        move |_| copy_to_clipboard(&text.get_untracked())
+    };
+    let again = {
+        let turn = turn.clone();
+        move |_| {
+            if is_user {
+                input.set(turn.text.get_untracked());
+                session.editing.set(Some(turn.clone()));
+                focus_composer();
+            } else if !session.answering() {
+                session.regenerate(&turn, model.get_untracked());
+            }
+        }
+    };
+    let previous = {
+        let turn = turn.clone();
+        move |_| session.switch(&turn, -1)
+    };
+    let next = {
+        let turn = turn.clone();
+        move |_| session.switch(&turn, 1)
+    };
+    view! {
+        <div class="message-actions">
+            <button type="button" class="action" data-testid="copy-button" aria-label="Copy" title="Copy" on:click=copy>
+                "Copy"
+            </button>
+            {if is_user {
+                view! {
+                    <button type="button" class="action" data-testid="edit-button" aria-label="Edit and resend" title="Edit and resend" on:click=again>
+                        "Edit"
+                    </button>
+                }.into_any()
+            } else {
+                view! {
+                    <button type="button" class="action" data-testid="regenerate-button" aria-label="Regenerate" title="Regenerate" on:click=again>
+                        "Regenerate"
+                    </button>
+                }.into_any()
+            }}
+            <Show when=has_siblings>
+                <span class="branch" role="group" aria-label="Versions">
+                    <button type="button" class="action" data-testid="branch-prev" aria-label="Previous version"
+                        disabled=move || position.get().0 <= 1 on:click=previous.clone()>"‹"</button>
+                    <span data-testid="branch-position">{move || {
+                        let (at, count) = position.get();
+                        format!("{at}/{count}")
+                    }}</span>
+                    <button type="button" class="action" data-testid="branch-next" aria-label="Next version"
+                        disabled=move || { let (at, count) = position.get(); at >= count } on:click=next.clone()>"›"</button>
+                </span>
+            </Show>
+        </div>
+    }
+}
+
+/// Puts text on the clipboard (browsers allow it on a click).
+fn copy_to_clipboard(text: &str) {
+    #[cfg(feature = "hydrate")]
+    if let Some(window) = web_sys::window() {
+        let _ = window.navigator().clipboard().write_text(text);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = text;
+}
+
+/// Moves the focus to the message box.
+fn focus_composer() {
+    #[cfg(feature = "hydrate")]
+    if let Some(input) = web_sys::window()
+        .and_then(|window| window.document())
+        .and_then(|document| document.get_element_by_id("message-input"))
+    {
+        use wasm_bindgen::JsCast;
+        if let Ok(input) = input.dyn_into::<web_sys::HtmlElement>() {
+            let _ = input.focus();
+        }
     }
 }
 

@@ -1,9 +1,8 @@
-//! How an answer travels (browser only). Streamed: `POST /api/v1/generations`,
-//! then the browser's own `EventSource` (through gloo-net) on its events URL,
-//! which reconnects by itself and resumes with `Last-Event-ID`. Whole: one
-//! `POST /api/v1/chat`. Stop ends the answer's task, which closes the stream
-//! (or aborts the request), and cancels the generation on the server,
-//! keeping the text so far.
+//! How an answer travels (browser only): the server starts its generation,
+//! then the browser's own `EventSource` (through gloo-net) reads it at its
+//! events URL, reconnecting by itself and resuming with `Last-Event-ID`. Stop
+//! ends the answer's task, which closes the stream, and cancels the
+//! generation on the server; the text so far stays.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -15,14 +14,12 @@ use gloo_net::eventsource::State;
 use gloo_net::eventsource::futures::{EventSource, EventSourceSubscription};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
-use web_sys::{AbortController, AbortSignal, MessageEvent};
+use web_sys::MessageEvent;
 
 use super::conversation::{AnswerStats, Turn, TurnStatus};
 use crate::api::{
-    ChatRequest, ChatResponse, CreateGenerationRequest, DoneChunk, EVENT_CANCELLED, EVENT_DONE,
-    EVENT_ERROR, ErrorBody, GenerationCreated, TokenChunk,
+    DoneChunk, EVENT_CANCELLED, EVENT_DONE, EVENT_ERROR, ErrorBody, GenerationCreated, TokenChunk,
 };
 
 /// Milliseconds on the page's clock.
@@ -48,42 +45,26 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// Streams the answer to `turn` through a generation and `EventSource`.
-    pub fn stream(&self, turn: Turn, request: CreateGenerationRequest) {
+    /// Runs the answer to `turn`: `start` has the server begin it (it posts
+    /// the question, or asks for another answer) and says where its
+    /// generation streams; the events are read into `turn` until it ends.
+    /// With `whole`, the text lands at once when the answer is complete.
+    pub fn answer(
+        &self,
+        turn: Turn,
+        start: impl Future<Output = Result<GenerationCreated, String>> + 'static,
+        whole: bool,
+    ) {
         let this = self.clone();
         let task_turn = turn.clone();
         self.run(turn, async move {
             let turn = task_turn;
             let started_ms = now_ms();
-            let created =
-                post_json::<_, GenerationCreated>("/api/v1/generations", &request, None).await;
-            match created {
+            match start.await {
                 Ok(created) => {
                     this.created(&turn, created.id);
-                    this.follow(&turn, &created.events_url, started_ms).await;
-                }
-                Err(message) => turn.fail(message),
-            }
-            this.end(&turn);
-        });
-    }
-
-    /// Fetches the whole answer to `turn` at once.
-    pub fn whole(&self, turn: Turn, request: ChatRequest) {
-        let this = self.clone();
-        let task_turn = turn.clone();
-        self.run(turn, async move {
-            let turn = task_turn;
-            let started_ms = now_ms();
-            // Stop ends this task; the abort controller then cancels the fetch.
-            let abort = AbortOnDrop(AbortController::new().ok());
-            let signal = abort.0.as_ref().map(AbortController::signal);
-            match post_json::<_, ChatResponse>("/api/v1/chat", &request, signal.as_ref()).await {
-                Ok(response) => {
-                    let stats = AnswerStats::from_whole(&response, now_ms() - started_ms);
-                    turn.text.set(response.message.content);
-                    turn.stats.set(Some(stats));
-                    turn.status.set(TurnStatus::Done);
+                    this.follow(&turn, &created.events_url, started_ms, whole)
+                        .await;
                 }
                 Err(message) => turn.fail(message),
             }
@@ -138,7 +119,7 @@ impl Transport {
     }
 
     /// Reads the generation's events into `turn` until it ends.
-    async fn follow(&self, turn: &Turn, events_url: &str, started_ms: f64) {
+    async fn follow(&self, turn: &Turn, events_url: &str, started_ms: f64, whole: bool) {
         let Ok(mut source) = EventSource::new(events_url) else {
             turn.fail("the browser could not open the event stream");
             return;
@@ -160,6 +141,7 @@ impl Transport {
             turn,
             started_ms,
             first_token_ms: None,
+            whole: whole.then(String::new),
         };
         while let Some(event) = events.next().await {
             let ended = match event {
@@ -196,6 +178,8 @@ struct Reader<'a> {
     turn: &'a Turn,
     started_ms: f64,
     first_token_ms: Option<f64>,
+    /// For a whole answer: the text gathered so far, shown at the end.
+    whole: Option<String>,
 }
 
 impl Reader<'_> {
@@ -212,6 +196,10 @@ impl Reader<'_> {
                 };
                 self.first_token_ms
                     .get_or_insert_with(|| now_ms() - self.started_ms);
+                if let Some(gathered) = &mut self.whole {
+                    gathered.push_str(&chunk.response);
+                    return false;
+                }
                 if turn.status.get_untracked() != TurnStatus::Streaming {
                     turn.status.set(TurnStatus::Streaming);
                 }
@@ -219,7 +207,13 @@ impl Reader<'_> {
                 false
             }
             EVENT_DONE => {
-                if let Some(done) = json::<DoneChunk>(event) {
+                let done = json::<DoneChunk>(event);
+                if let Some(gathered) = self.whole.take() {
+                    turn.text.set(gathered);
+                    let waited = now_ms() - self.started_ms;
+                    turn.stats
+                        .set(done.map(|done| AnswerStats::from_whole(&done, waited)));
+                } else if let Some(done) = done {
                     let stats = AnswerStats::from_stream(&done, self.first_token_ms);
                     turn.stats.set(Some(stats));
                 }
@@ -236,6 +230,7 @@ impl Reader<'_> {
             // own signal that the connection dropped (without).
             EVENT_ERROR => {
                 if let Some(body) = json::<ErrorBody>(event) {
+                    self.show_gathered();
                     turn.fail(body.error);
                     return true;
                 }
@@ -263,12 +258,20 @@ impl Reader<'_> {
     }
 
     /// Fails the answer if the stream is closed for good.
-    fn lost_if(&self, state: State) -> bool {
+    fn lost_if(&mut self, state: State) -> bool {
         if state == State::Closed {
+            self.show_gathered();
             self.turn.fail("lost the connection to the server");
             return true;
         }
         false
+    }
+
+    /// A whole answer that ended early still shows what it said.
+    fn show_gathered(&mut self) {
+        if let Some(gathered) = self.whole.take() {
+            self.turn.text.set(gathered);
+        }
     }
 }
 
@@ -277,48 +280,9 @@ fn json<T: DeserializeOwned>(event: &MessageEvent) -> Option<T> {
     serde_json::from_str(&event.data().as_string()?).ok()
 }
 
-/// Aborts a fetch when the task awaiting it is dropped (Stop).
-struct AbortOnDrop(Option<AbortController>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(controller) = &self.0 {
-            controller.abort();
-        }
-    }
-}
-
-/// POSTs JSON; a non-2xx answer becomes its `{"error"}` message.
-async fn post_json<B: Serialize, T: DeserializeOwned>(
-    url: &str,
-    body: &B,
-    signal: Option<&AbortSignal>,
-) -> Result<T, String> {
-    let request = gloo_net::http::Request::post(url)
-        .abort_signal(signal)
-        .json(body)
-        .map_err(|error| error.to_string())?;
-    let response = request
-        .send()
-        .await
-        .map_err(|error| format!("cannot reach the server: {error}"))?;
-    if !response.ok() {
-        let status = response.status();
-        return Err(match response.json::<ErrorBody>().await {
-            Ok(body) => body.error,
-            Err(_) => format!("the server answered HTTP {status}"),
-        });
-    }
-    response
-        .json::<T>()
-        .await
-        .map_err(|error| format!("the server sent an unreadable answer: {error}"))
-}
-
 /// Cancels a generation on the server, in the background.
 fn delete_generation(id: String) {
-    spawn_local(async move {
-        let url = format!("/api/v1/generations/{id}");
-        let _ = gloo_net::http::Request::delete(&url).send().await;
+    super::client::fire(async move {
+        super::client::delete(&format!("/api/v1/generations/{id}")).await
     });
 }

@@ -40,3 +40,56 @@ async fn an_unknown_page_is_a_404_page() {
     assert_eq!(response.status(), 404);
     assert!(response.text().await.unwrap().contains("Not found"));
 }
+
+/// A conversation's own address shows it whole in the first HTML (no
+/// script needed); one that does not exist is a 404 page saying so.
+#[tokio::test]
+async fn a_conversation_page_holds_the_conversation_in_its_first_html() {
+    let app = spawn_app(Behavior {
+        reply: Some("Rendered on the server.".into()),
+        ..Behavior::default()
+    })
+    .await;
+    let created: serde_json::Value = app
+        .post_json(
+            "/api/v1/conversations",
+            serde_json::json!({"model": "llama3.2"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    app.post_json(
+        &format!("/api/v1/conversations/{id}/messages"),
+        serde_json::json!({"content": "Is <b>this</b> escaped?"}),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let html = loop {
+        let html = app.get(&format!("/c/{id}")).await.text().await.unwrap();
+        if html.contains("Rendered on the server.") || std::time::Instant::now() > deadline {
+            break html;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+
+    assert!(html.contains("Rendered on the server."), "{html}");
+    assert!(
+        html.contains("Is &lt;b&gt;this&lt;/b&gt; escaped?"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("href=\"/c/{id}\"")),
+        "listed: {html}"
+    );
+    let missing = app.get("/c/0123456789abcdef0123456789abcdef").await;
+    assert_eq!(missing.status(), 404);
+    assert!(
+        missing
+            .text()
+            .await
+            .unwrap()
+            .contains("no such conversation")
+    );
+}
