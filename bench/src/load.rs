@@ -102,7 +102,7 @@ impl IdleStreams {
             let client = clients[i % clients.len()].clone();
             let target = target.clone();
             holders.push(tokio::spawn(async move {
-                let response = target.open(&client, "Hold on").await?;
+                let response = target.open(&client, "Hold on", None).await?;
                 // Keep the stream open until aborted.
                 let _held = response;
                 std::future::pending::<()>().await;

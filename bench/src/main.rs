@@ -14,6 +14,7 @@ mod processes;
 mod raw;
 mod report;
 mod stats;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -89,6 +90,12 @@ struct Plan {
     rounds: usize,
     litellm: bool,
     embedded: bool,
+    /// The history the database rows are measured over.
+    history: store::History,
+    /// GETs timed per kind of database row.
+    store_requests: usize,
+    /// Answers whose database writes are counted.
+    store_answers: usize,
 }
 
 impl Plan {
@@ -165,6 +172,30 @@ impl Plan {
                 !args.no_litellm
             },
             embedded: !args.no_embedded,
+            history: if args.smoke {
+                store::History {
+                    conversations: 50,
+                    messages: 10,
+                }
+            } else if args.quick {
+                store::History {
+                    conversations: 1_000,
+                    messages: 50,
+                }
+            } else {
+                store::History {
+                    conversations: 10_000,
+                    messages: 50,
+                }
+            },
+            store_requests: if args.smoke {
+                10
+            } else if args.quick {
+                100
+            } else {
+                300
+            },
+            store_answers: if args.smoke { 4 } else { 16 },
         }
     }
 }
@@ -275,6 +306,13 @@ async fn relay_rows(
             api_key: None,
             expected_tokens: None,
         },
+        Target {
+            kind: PathKind::Conversation,
+            base_url: gateway.url.clone(),
+            model: MODEL.into(),
+            api_key: None,
+            expected_tokens: None,
+        },
     ];
     if let Some(litellm) = &litellm {
         targets.push(Target {
@@ -288,7 +326,7 @@ async fn relay_rows(
     results.paths = targets.iter().map(|t| t.kind).collect();
     let gateway_of = |kind: PathKind| match kind {
         PathKind::Direct => None,
-        PathKind::GenerateStream | PathKind::Generations => Some(&gateway),
+        PathKind::GenerateStream | PathKind::Generations | PathKind::Conversation => Some(&gateway),
         PathKind::LiteLlm => litellm.as_ref(),
     };
     let client = load::http1_client();
@@ -332,7 +370,9 @@ async fn relay_rows(
         for index in order {
             let target = &targets[index];
             let litellm = target.kind == PathKind::LiteLlm;
-            if litellm && round > 0 {
+            // A conversation message relays as a generation does; its row is
+            // its time to first token.
+            if (litellm && round > 0) || target.kind == PathKind::Conversation {
                 continue;
             }
             let tokens = if litellm {
@@ -378,15 +418,18 @@ async fn relay_rows(
         .map(|r| r.summary.tokens_per_second())
         .collect();
     for (target, runs) in targets.iter().zip(runs) {
-        results
-            .saturation
-            .push(Saturation::of(target.kind, runs, &direct_rates));
+        if !runs.is_empty() {
+            results
+                .saturation
+                .push(Saturation::of(target.kind, runs, &direct_rates));
+        }
     }
 
     // Idle streams, each measured in a process of its own: the runs above
     // grew the heaps, and a grown heap takes new streams for free.
     drop(litellm);
     drop(gateway);
+    results.store = Some(store_rows(args, plan, root, &fake).await?);
     let mut runs = vec![
         (PathKind::GenerateStream, plan.idle_streams),
         (PathKind::Generations, plan.idle_streams),
@@ -455,6 +498,70 @@ async fn relay_rows(
         clear_events(&fake).await;
     }
     Ok(())
+}
+
+/// Conversations in the database: listing and opening over a large
+/// history, and the writes one answer costs; in a gateway of its own.
+async fn store_rows(
+    args: &Args,
+    plan: &Plan,
+    root: &Path,
+    fake: &Service,
+) -> Result<store::StoreRows, String> {
+    let history = plan.history;
+    say(&format!(
+        "database: {} conversations × {} messages",
+        history.conversations, history.messages
+    ));
+    let gateway = start_gateway(args, root, fake).await?;
+    let url = gateway
+        .database_url()
+        .ok_or("the gateway has no database")?;
+    let seed_seconds = store::seed(&url, history).await?;
+    let client = load::http1_client();
+    let base = gateway.url.clone();
+    let conversations = history.conversations;
+    // Warm the server's statement cache and the file's pages, as use would.
+    store::time_gets(&client, &base, 3, |_| "/api/v1/conversations".to_string()).await;
+    let list = store::time_gets(&client, &base, plan.store_requests, |_| {
+        "/api/v1/conversations".to_string()
+    })
+    .await;
+    // Spread over the whole history, old conversations as much as new.
+    let open = store::time_gets(&client, &base, plan.store_requests, |i| {
+        let c = (i * 7919) % conversations + 1;
+        format!("/api/v1/conversations/{c:032x}")
+    })
+    .await;
+    let search = store::time_gets(&client, &base, plan.store_requests.min(20), |i| {
+        let c = (i * 7919) % conversations;
+        format!("/api/v1/conversations?q=word{c}w7")
+    })
+    .await;
+
+    let (tokens, seconds) = (100, 2.0);
+    set_behavior(fake, store::answer_behavior(tokens, seconds)).await?;
+    let before = store::writes(&client, &base).await?;
+    let (answer_errors, first_answer_error) =
+        store::answer(&client, &base, plan.store_answers, tokens).await;
+    // The last saves land just after the last token.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = store::writes(&client, &base).await?;
+    clear_events(fake).await;
+    Ok(store::StoreRows {
+        conversations: history.conversations,
+        messages: history.messages,
+        seed_seconds,
+        list,
+        open,
+        search,
+        answers: plan.store_answers,
+        answer_tokens: tokens,
+        answer_seconds: seconds,
+        writes_per_answer: Some((after - before) as f64 / plan.store_answers as f64),
+        answer_errors,
+        first_answer_error,
+    })
 }
 
 /// llm-chat in front of the fake, once it answers.

@@ -19,6 +19,9 @@ pub enum PathKind {
     GenerateStream,
     /// llm-chat `POST /api/v1/generations` then `GET …/events`.
     Generations,
+    /// llm-chat `POST /api/v1/conversations/{id}/messages` then `GET …/events`
+    /// (the conversation made beforehand, outside the timing).
+    Conversation,
     /// LiteLLM proxy `/v1/chat/completions` with `stream: true`.
     LiteLlm,
 }
@@ -29,6 +32,7 @@ impl PathKind {
             Self::Direct => "direct (Ollama NDJSON)",
             Self::GenerateStream => "llm-chat /generate/stream",
             Self::Generations => "llm-chat generations",
+            Self::Conversation => "llm-chat conversation message",
             Self::LiteLlm => "LiteLLM proxy",
         }
     }
@@ -36,7 +40,7 @@ impl PathKind {
     fn format(self) -> Format {
         match self {
             Self::Direct => Format::Ndjson,
-            Self::GenerateStream | Self::Generations => Format::LlmChatSse,
+            Self::GenerateStream | Self::Generations | Self::Conversation => Format::LlmChatSse,
             Self::LiteLlm => Format::OpenAiSse,
         }
     }
@@ -56,11 +60,31 @@ pub struct Target {
 }
 
 impl Target {
+    /// What a stream needs made before it is timed: a conversation to post
+    /// into, for the conversation path.
+    pub async fn prepare(&self, client: &reqwest::Client) -> Result<Option<String>, String> {
+        if self.kind != PathKind::Conversation {
+            return Ok(None);
+        }
+        let created = client
+            .post(format!("{}/api/v1/conversations", self.base_url))
+            .json(&json!({"model": self.model}))
+            .send()
+            .await
+            .map_err(|error| format!("create: {error}"))?;
+        if created.status() != 201 {
+            return Err(format!("create: HTTP {}", created.status()));
+        }
+        let created: Value = created.json().await.map_err(|error| error.to_string())?;
+        Ok(created["id"].as_str().map(str::to_string))
+    }
+
     /// Sends the request(s) that open a stream; the response's body is the stream.
     pub async fn open(
         &self,
         client: &reqwest::Client,
         prompt: &str,
+        prepared: Option<&str>,
     ) -> Result<reqwest::Response, String> {
         let messages = json!([{"role": "user", "content": prompt}]);
         let request = match self.kind {
@@ -88,6 +112,30 @@ impl Target {
                 let url = created["events_url"].as_str().ok_or("no events_url")?;
                 client.get(format!("{}{url}", self.base_url))
             }
+            PathKind::Conversation => {
+                let id = prepared.ok_or("no conversation to post into")?;
+                let posted = client
+                    .post(format!(
+                        "{}/api/v1/conversations/{id}/messages",
+                        self.base_url
+                    ))
+                    .json(&json!({"content": prompt}))
+                    .send()
+                    .await
+                    .map_err(|error| format!("post: {error}"))?;
+                if posted.status() != 201 {
+                    return Err(format!(
+                        "post: HTTP {}: {}",
+                        posted.status(),
+                        posted.text().await.unwrap_or_default()
+                    ));
+                }
+                let posted: Value = posted.json().await.map_err(|error| error.to_string())?;
+                let url = posted["reply"]["generation"]["events_url"]
+                    .as_str()
+                    .ok_or("no events_url")?;
+                client.get(format!("{}{url}", self.base_url))
+            }
             PathKind::LiteLlm => client
                 .post(format!("{}/v1/chat/completions", self.base_url))
                 .bearer_auth(self.api_key.as_deref().unwrap_or_default())
@@ -108,8 +156,15 @@ impl Target {
     /// Opens a stream and reads it to its end, timing every token.
     pub async fn measure(&self, client: &reqwest::Client, prompt: &str) -> StreamRecord {
         let mut record = StreamRecord::default();
+        let prepared = match self.prepare(client).await {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                record.error = Some(error);
+                return record;
+            }
+        };
         let sent = Instant::now();
-        let response = match self.open(client, prompt).await {
+        let response = match self.open(client, prompt, prepared.as_deref()).await {
             Ok(response) => response,
             Err(error) => {
                 record.error = Some(error);

@@ -141,8 +141,7 @@ pub fn llm_chat(
     let port = free_port();
     // A database of the run's own (the benchmark never touches the user's
     // conversations), in the temporary directory; one per gateway process.
-    let database =
-        std::env::temp_dir().join(format!("llm-chat-bench-{}-{port}.db", std::process::id()));
+    let database = database_path(port);
     let mut command = Command::new(bin);
     command
         .current_dir(root)
@@ -181,6 +180,20 @@ pub fn llm_chat(
         .map(|suffix| PathBuf::from(format!("{}{suffix}", database.display())))
         .collect();
     Ok(service)
+}
+
+/// Where the gateway on `port` keeps its conversations.
+fn database_path(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("llm-chat-bench-{}-{port}.db", std::process::id()))
+}
+
+impl Service {
+    /// The SQLite URL of this gateway's database.
+    pub fn database_url(&self) -> Option<String> {
+        self.scratch
+            .first()
+            .map(|path| format!("sqlite://{}", path.display()))
+    }
 }
 
 /// LiteLLM's master key: it refuses to start with a weak one.

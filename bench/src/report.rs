@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use crate::paths::PathKind;
 use crate::stats::{Summary, percentile};
+use crate::store::StoreRows;
 
 /// Everything one run measured.
 #[derive(Default)]
@@ -19,6 +20,7 @@ pub struct Results {
     pub saturation: Vec<Saturation>,
     pub idle: Vec<Idle>,
     pub embedded: Vec<EmbeddedRow>,
+    pub store: Option<StoreRows>,
     pub notes: Vec<String>,
 }
 
@@ -133,6 +135,9 @@ impl Results {
                 .map(|i| i.errors)
                 .sum::<usize>()
             + self.embedded.iter().map(|e| e.errors).sum::<usize>()
+            + self.store.as_ref().map_or(0, |store| {
+                store.list.errors + store.open.errors + store.search.errors + store.answer_errors
+            })
     }
 
     fn index(&self, path: PathKind) -> Option<usize> {
@@ -163,6 +168,7 @@ impl Results {
         self.latency_table(&mut md);
         self.saturation_table(&mut md);
         self.idle_table(&mut md);
+        self.store_table(&mut md);
         self.embedded_table(&mut md);
         let _ = writeln!(md, "## How this was measured\n");
         for (key, value) in &self.parameters {
@@ -204,6 +210,21 @@ impl Results {
                 &format!("added TTFT p99 ≤ 5 ms at 100 streams ({})", path.label()),
                 &format!("{added99:.2} ms"),
                 added99 <= 5.0,
+            );
+        }
+        // A conversation message costs a bare generation plus its saving.
+        if let Some(level) = at_100
+            && let (Some(generation), Some(message)) = (
+                self.latency_of(PathKind::Generations, level),
+                self.latency_of(PathKind::Conversation, level),
+            )
+        {
+            let added = message.ttft_p50_ms - generation.ttft_p50_ms;
+            row(
+                md,
+                "conversation message: TTFT p50 ≤ a bare generation's + 2 ms at 100 streams",
+                &format!("{added:+.2} ms"),
+                added <= 2.0,
             );
         }
         let direct = self
@@ -268,6 +289,35 @@ impl Results {
                 ),
                 kib.is_some_and(|kib| kib <= 64.0),
             );
+        }
+        if let Some(store) = &self.store {
+            let history = format!(
+                "{} conversations × {} messages",
+                store.conversations, store.messages
+            );
+            for (what, timings) in [("listing", &store.list), ("opening one", &store.open)] {
+                row(
+                    md,
+                    &format!("{what} p50 ≤ 20 ms with {history}"),
+                    &format!("{:.2} ms", timings.p50_ms),
+                    timings.errors == 0 && timings.p50_ms <= 20.0,
+                );
+            }
+            if let Some(writes) = store.writes_per_answer {
+                // The conversation, the question and the answer, a save per
+                // second of streaming (one more for an answer that runs a
+                // little past its time), and the last: never one per token.
+                let bound = 5.0 + store.answer_seconds.ceil();
+                row(
+                    md,
+                    &format!(
+                        "database writes per answer ≤ {bound:.0} ({} tokens over {:.0} s)",
+                        store.answer_tokens, store.answer_seconds
+                    ),
+                    &format!("{writes:.1}"),
+                    writes <= bound,
+                );
+            }
         }
         let errors = self.our_errors();
         row(
@@ -339,7 +389,10 @@ impl Results {
                         format!("{:+.2} ms", summary.ttft_p99_ms - d.ttft_p99_ms),
                     ),
                 };
-                let ours = matches!(path, PathKind::GenerateStream | PathKind::Generations);
+                let ours = matches!(
+                    path,
+                    PathKind::GenerateStream | PathKind::Generations | PathKind::Conversation
+                );
                 let vs_litellm =
                     |added: Option<f64>, theirs: Option<f64>| match (ours, added, theirs) {
                         (true, Some(added), Some(theirs)) if theirs > 0.0 => {
@@ -457,6 +510,65 @@ impl Results {
                 idle.rss_before as f64 / 1048576.0,
                 idle.rss_after as f64 / 1048576.0,
                 errors_cell(idle.errors, idle.first_error.as_deref()),
+            );
+        }
+        md.push('\n');
+    }
+
+    fn store_table(&self, md: &mut String) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let _ = writeln!(
+            md,
+            "## Conversations in the database
+"
+        );
+        let _ = writeln!(
+            md,
+            "A gateway of its own over a SQLite file holding {} conversations of {} messages \
+             each ({} rows, written in {:.1} s straight into the file, as long use would leave \
+             it). Each request is timed alone, from the client. *Writes* counts the gateway's \
+             database writes (`llm_chat_conversation_writes_total`) over {} answers of {} \
+             tokens streamed over {:.0} s, each in a conversation of its own: the conversation, \
+             the question, the answer, its saves while streaming (at most one a second) and \
+             the last.\n",
+            store.conversations,
+            store.messages,
+            store.conversations * (store.messages + 1),
+            store.seed_seconds,
+            store.answers,
+            store.answer_tokens,
+            store.answer_seconds,
+        );
+        let _ = writeln!(md, "| request | requests | p50 | p99 | errors |");
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+        for (what, timings) in [
+            ("list the newest 50 (`GET /conversations`)", &store.list),
+            (
+                "open one with its messages (`GET /conversations/{id}`)",
+                &store.open,
+            ),
+            (
+                "search every message (`GET /conversations?q=…`)",
+                &store.search,
+            ),
+        ] {
+            let _ = writeln!(
+                md,
+                "| {what} | {} | {:.2} ms | {:.2} ms | {} |",
+                timings.requests,
+                timings.p50_ms,
+                timings.p99_ms,
+                errors_cell(timings.errors, timings.first_error.as_deref()),
+            );
+        }
+        if let Some(writes) = store.writes_per_answer {
+            let _ = writeln!(
+                md,
+                "\n{writes:.1} database writes per answer of {} tokens ({} errors).",
+                store.answer_tokens,
+                errors_cell(store.answer_errors, store.first_answer_error.as_deref()),
             );
         }
         md.push('\n');

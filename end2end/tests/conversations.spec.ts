@@ -121,6 +121,25 @@ test('reloading mid-answer brings back the text so far and streams on', async ({
   expect(chats).toHaveLength(1);
 });
 
+test('the same conversation open in two tabs streams in both', async ({ context, page }) => {
+  await setBehavior({ tokens: 60, token_delay_ms: 40 });
+  await openChat(page);
+  await send(page, `Talk to both of us ${unique('tab')}`);
+  await expect(page).toHaveURL(/\/c\//);
+  await expect.poll(async () => ((await answerText(page).textContent()) ?? '').length).toBeGreaterThan(0);
+
+  const second = await context.newPage();
+  await openChat(second, new URL(page.url()).pathname);
+
+  await waitForAnswer(page);
+  await waitForAnswer(second);
+  for (const tab of [page, second]) {
+    const text = (await answerText(tab).textContent())!;
+    expect(text.split(' ')).toHaveLength(60);
+  }
+  await second.close();
+});
+
 test('regenerate and edit add versions, switched with ‹ n/m › and remembered', async ({ page }) => {
   await setBehavior({ reply: 'First answer.' });
   await openChat(page);

@@ -57,6 +57,11 @@ pub trait ConversationStore: Send + Sync + 'static {
     /// Marks the answers a stopped server left `streaming` as interrupted,
     /// keeping their text; answers how many there were.
     fn interrupt_unfinished(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Database writes (transactions or statements that change something)
+    /// made since start, for `/metrics`: an answer must cost a bounded
+    /// number, never one per token.
+    fn writes(&self) -> u64;
 }
 
 /// A conversation to create.

@@ -36,7 +36,12 @@ impl Metrics {
     /// The counters in Prometheus' text exposition format, with the gauges
     /// owned elsewhere passed in: running generations, and each backend's
     /// sequences in flight.
-    pub fn render(&self, running_generations: usize, backends: &[(&str, usize)]) -> String {
+    pub fn render(
+        &self,
+        running_generations: usize,
+        backends: &[(&str, usize)],
+        conversation_writes: u64,
+    ) -> String {
         let mut text = String::new();
         metric_header(
             &mut text,
@@ -86,6 +91,16 @@ impl Metrics {
             "llm_chat_tokens_relayed_total {}",
             self.tokens_relayed.load(Ordering::Relaxed)
         );
+        metric_header(
+            &mut text,
+            "llm_chat_conversation_writes_total",
+            "counter",
+            "Writes to the conversations' database since start.",
+        );
+        let _ = writeln!(
+            text,
+            "llm_chat_conversation_writes_total {conversation_writes}"
+        );
         text
     }
 }
@@ -120,7 +135,7 @@ mod tests {
         assert_eq!(metrics.active_streams(), 0);
         assert!(
             metrics
-                .render(0, &[("ollama", 0)])
+                .render(0, &[("ollama", 0)], 0)
                 .contains("llm_chat_streams_total 1\n")
         );
     }

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use app::api::{
@@ -25,6 +26,8 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::sqlx_macros::migrate!("./migr
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// See [`ConversationStore::writes`].
+    writes: AtomicU64,
 }
 
 /// Why the database could not be opened.
@@ -84,7 +87,10 @@ impl SqliteStore {
             .await
             .map_err(OpenError::Open)?;
         MIGRATIONS.run(&pool).await.map_err(OpenError::Migrate)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writes: AtomicU64::new(0),
+        })
     }
 
     /// A transaction that writes. It takes the write lock at once: a read
@@ -92,10 +98,15 @@ impl SqliteStore {
     /// not apply to that upgrade) when another connection wrote meanwhile,
     /// as two questions posted together would.
     async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.wrote();
         self.pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(StoreError::database)
+    }
+
+    fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
     }
 
     async fn conversation(&self, id: &str) -> Result<Conversation, StoreError> {
@@ -304,6 +315,7 @@ impl ConversationStore for SqliteStore {
                 .title
                 .filter(|_| titled_by_user)
                 .unwrap_or_else(|| UNTITLED.to_string());
+            self.wrote();
             sqlx::query(
                 "INSERT INTO conversations (id, title, titled_by_user, model, system, options, \
                  created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -385,6 +397,7 @@ impl ConversationStore for SqliteStore {
                 .stats
                 .map(|stats| serde_json::to_string(&stats).expect("stats serialise"));
             // The generation is kept only while the answer streams.
+            self.wrote();
             sqlx::query(
                 "UPDATE messages SET content = $2, status = $3, error = $4, \
                  stats = COALESCE($5, stats), \
@@ -405,6 +418,7 @@ impl ConversationStore for SqliteStore {
 
     fn interrupt_unfinished(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
+            self.wrote();
             let done = sqlx::query(
                 "UPDATE messages SET status = 'interrupted', generation_id = NULL, \
                  error = 'the server stopped while this answer was being written' \
@@ -415,6 +429,10 @@ impl ConversationStore for SqliteStore {
             .map_err(StoreError::database)?;
             Ok(done.rows_affected())
         })
+    }
+
+    fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
     }
 }
 

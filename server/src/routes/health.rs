@@ -92,6 +92,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(state.generations.running(), &backends),
+        state.metrics.render(
+            state.generations.running(),
+            &backends,
+            state.conversations.store.writes(),
+        ),
     )
 }

@@ -252,7 +252,7 @@ mod tests {
         assert!(
             context
                 .metrics
-                .render(0, &[])
+                .render(0, &[], 0)
                 .contains("llm_chat_tokens_relayed_total 2\n")
         );
     }
