@@ -185,6 +185,19 @@ test('regenerate and edit add versions, switched with ‹ n/m › and remembered
   await expect(answerText(page)).toHaveText('Second answer.');
 });
 
+test('Copy puts a message on the clipboard', async ({ context, page }) => {
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await setBehavior({ reply: 'Copy me, exactly.' });
+  await openChat(page);
+  await send(page, 'Say something to copy');
+  await waitForAnswer(page);
+
+  await lastAnswer(page).getByTestId('copy-button').click();
+  await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe('Copy me, exactly.');
+  await page.getByTestId('message-user').last().getByTestId('copy-button').click();
+  await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe('Say something to copy');
+});
+
 test('a conversation keeps its system prompt and options', async ({ page }) => {
   await setBehavior({ reply: 'Bonjour.' });
   await openChat(page);
