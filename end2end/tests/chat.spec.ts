@@ -134,7 +134,7 @@ test('with streaming off the whole answer lands at once after a visible wait', a
 test('the picker lists the models and the chosen one is the one asked', async ({ page }) => {
   await openChat(page);
   const picker = page.getByTestId('model-picker');
-  await expect(picker.locator('option')).toHaveText([/llama3\.2:latest/, /qwen2\.5:0\.5b/, /gemma3:270m/]);
+  await expect(picker.locator('option')).toHaveText([/llama3\.2:latest/, /qwen2\.5:0\.5b/, /smollm2:135m/, /gemma3:270m/]);
 
   await picker.selectOption('qwen2.5:0.5b');
   await send(page, 'Which model are you?');

@@ -88,8 +88,13 @@ test('the sidebar lists newest first, searches, renames in place and deletes', a
   const field = page.getByTestId('rename-input');
   await expect(field).toBeFocused();
   await field.fill(`${word} renamed`);
+  // The list changes at once; the server has it when its PATCH answers.
+  const renamed = page.waitForResponse(
+    (response) => response.url().endsWith(`/api/v1/conversations/${older}`) && response.request().method() === 'PATCH',
+  );
   await field.press('Enter');
   await expect(items(page).filter({ hasText: `${word} renamed` })).toHaveCount(1);
+  expect((await renamed).ok()).toBe(true);
   const saved = await (await page.request.get(`/api/v1/conversations/${older}`)).json();
   expect(saved.title).toBe(`${word} renamed`);
 
@@ -98,8 +103,12 @@ test('the sidebar lists newest first, searches, renames in place and deletes', a
   await items(page).filter({ hasText: `${word} newer` }).getByTestId('delete-button').click();
   await expect(items(page)).toHaveCount(2);
   page.once('dialog', (dialog) => dialog.accept());
+  const deleted = page.waitForResponse(
+    (response) => response.url().endsWith(`/api/v1/conversations/${newer}`) && response.request().method() === 'DELETE',
+  );
   await items(page).filter({ hasText: `${word} newer` }).getByTestId('delete-button').click();
   await expect(items(page)).toHaveText([new RegExp(`${word} renamed`)]);
+  expect((await deleted).ok()).toBe(true);
   expect((await page.request.get(`/api/v1/conversations/${newer}`)).status()).toBe(404);
 });
 

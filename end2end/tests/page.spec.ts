@@ -10,7 +10,12 @@ test('the page shows its title and a picker of every backend\'s models', async (
   await expect(page).toHaveTitle('llm-chat');
   const options = page.getByTestId('model-picker').locator('option');
   // Ollama's (the fake's) first, then the embedded default model.
-  await expect(options).toHaveText([/^llama3\.2:latest/, /^qwen2\.5:0\.5b/, /^gemma3:270m .*embedded/]);
+  await expect(options).toHaveText([
+    /^llama3\.2:latest/,
+    /^qwen2\.5:0\.5b/,
+    /^smollm2:135m .*embedded/,
+    /^gemma3:270m .*embedded/,
+  ]);
 });
 
 test('the page hydrates without errors', async ({ page }) => {
@@ -30,7 +35,7 @@ test('with JavaScript off the first render still shows the page and the models',
   await page.goto('/');
   await expect(page.getByRole('heading', { name: 'llm-chat' })).toBeVisible();
   const options = page.getByTestId('model-picker').locator('option');
-  await expect(options).toHaveCount(3);
+  await expect(options).toHaveCount(4);
   await expect(options.nth(0)).toContainText('llama3.2:latest');
   await expect(page.getByTestId('message-input')).toBeVisible();
   await context.close();

@@ -11,6 +11,7 @@ use axum::serve::ListenerExt;
 use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
 
+use crate::assets::Assets;
 use crate::backend::Backend;
 use crate::backend::embedded::{EmbeddedBackend, EmbeddedSettings};
 use crate::backend::ollama::{OllamaBackend, OllamaSettings};
@@ -117,6 +118,7 @@ impl Application {
         }
         let registry = Arc::new(Registry::new(backends));
         let metrics = Arc::new(Metrics::default());
+        let hash_file = Assets::hash_file();
         let state = AppState {
             conversations: Replies {
                 store: Arc::new(conversations),
@@ -133,7 +135,8 @@ impl Application {
             metrics,
             body_limit: config.body_limit,
             shutdown,
-            leptos_options: leptos_options(&config, addr),
+            leptos_options: leptos_options(&config, addr, hash_file.is_some()),
+            assets: Arc::new(Assets::load("llm-chat", hash_file.as_deref())),
         };
         let router = routes::app(state.clone());
         Ok(Self {
@@ -198,11 +201,14 @@ impl Application {
 
 /// Leptos's settings, from our configuration rather than its own env
 /// lookups, so one config source rules the process.
-fn leptos_options(config: &Config, addr: SocketAddr) -> LeptosOptions {
+/// `hashed`: the build named its files by content (a release build by
+/// `make build`); Leptos then reads the names from the same hash file.
+fn leptos_options(config: &Config, addr: SocketAddr, hashed: bool) -> LeptosOptions {
     LeptosOptions::builder()
         .output_name("llm-chat")
         .site_root(config.site_root.to_string_lossy().as_ref())
         .site_pkg_dir("pkg")
         .site_addr(addr)
+        .hash_files(hashed)
         .build()
 }

@@ -9,6 +9,7 @@
 //! answers that outlive their request.
 
 mod application;
+mod assets;
 pub mod backend;
 pub mod config;
 mod conversations;

@@ -14,11 +14,14 @@ use app::{BoxFuture, RequestedConversation, ServerData, SharedServerData, shell}
 use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
+use axum::http::header::CACHE_CONTROL;
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use leptos::prelude::provide_context;
 use tower_http::services::ServeDir;
 
+use crate::assets::{self, Assets};
 use crate::conversations::replies::Replies;
 use crate::conversations::{ListQuery, StoreError};
 use crate::registry::Registry;
@@ -84,6 +87,32 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/", get(new_chat))
         .route("/c/{id}", get(conversation_page))
         .fallback_service(assets)
+        .layer(middleware::from_fn_with_state(
+            state.assets.clone(),
+            cache_control,
+        ))
+}
+
+/// Hashed bundle files are kept for a year; pages and everything else are
+/// asked for again (cheaply: a 304 when unchanged).
+async fn cache_control(
+    State(assets): State<Arc<Assets>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let policy = assets.cache_control(request.uri().path());
+    let mut response = next.run(request).await;
+    let status = response.status();
+    let policy = if status.is_success() || status == StatusCode::NOT_MODIFIED {
+        policy
+    } else {
+        assets::REVALIDATE
+    };
+    response
+        .headers_mut()
+        .entry(CACHE_CONTROL)
+        .or_insert(policy);
+    response
 }
 
 async fn new_chat(State(state): State<AppState>, request: Request) -> Response {
@@ -115,12 +144,13 @@ async fn render(state: &AppState, conversation: Option<String>, request: Request
         conversations: state.conversations.clone(),
     });
     let options = state.leptos_options.clone();
+    let stylesheet = state.assets.stylesheet().to_string();
     let handler = leptos_axum::render_app_async_with_context(
         move || {
             provide_context(data.clone());
             provide_context(RequestedConversation(conversation.clone()));
         },
-        move || shell(options.clone()),
+        move || shell(options.clone(), stylesheet.clone()),
     );
     handler(request).await.into_response()
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
+use crate::assets::Assets;
 use crate::conversations::replies::Replies;
 use crate::generations::GenerationStore;
 use crate::metrics::Metrics;
@@ -29,6 +30,8 @@ pub struct AppState {
     /// end with their dialect's shutdown frame.
     pub shutdown: Shutdown,
     pub leptos_options: LeptosOptions,
+    /// The front end's file names, and how long browsers may keep each.
+    pub assets: Arc<Assets>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

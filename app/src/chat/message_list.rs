@@ -7,6 +7,8 @@ use leptos::prelude::*;
 use super::conversation::{Turn, TurnStatus};
 use super::session::Session;
 use crate::api::Role;
+use crate::clipboard;
+use crate::markdown::view::Markdown;
 
 /// How close to the bottom (px) counts as "following the answer".
 const STICKY_DISTANCE: i32 = 48;
@@ -137,8 +139,17 @@ fn Bubble(
             aria-busy=move || pending().then_some("true")
             aria-live=(!is_user).then_some("polite")
         >
-            // Model output is text, never HTML: Leptos sets it as a text node.
-            <div class="message-text" data-testid="message-text">{move || text.get()}</div>
+            // The user's words as typed; an answer as Markdown, built into
+            // nodes (never parsed as HTML).
+            {if is_user {
+                view! { <div class="message-text plain" data-testid="message-text">{move || text.get()}</div> }.into_any()
+            } else {
+                let streaming = Signal::derive({
+                    let status = status.clone();
+                    move || status.get().is_pending()
+                });
+                view! { <Markdown text streaming /> }.into_any()
+            }}
             {move || note().map(|note| view! { <p class="message-note" data-testid="message-note">{note}</p> })}
             {move || {
                 error.get().map(|error| view! { <p class="message-error" role="alert" data-testid="error">{error}</p> })
@@ -166,7 +177,7 @@ fn Actions(
     let has_siblings = move || position.get().1 > 1;
     let copy = {
         let text = turn.text.clone();
-        move |_| copy_to_clipboard(&text.get_untracked())
+        move |_| clipboard::copy(&text.get_untracked())
     };
     let again = {
         let turn = turn.clone();
@@ -220,16 +231,6 @@ fn Actions(
             </Show>
         </div>
     }
-}
-
-/// Puts text on the clipboard (browsers allow it on a click).
-fn copy_to_clipboard(text: &str) {
-    #[cfg(feature = "hydrate")]
-    if let Some(window) = web_sys::window() {
-        let _ = window.navigator().clipboard().write_text(text);
-    }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = text;
 }
 
 /// Moves the focus to the message box.

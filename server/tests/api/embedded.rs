@@ -1,5 +1,6 @@
-//! The embedded backend with the real default model (Gemma 3 270M, put in
-//! place by `make setup`), and no Ollama.
+//! The embedded backend with the real models `make setup` puts in place
+//! (Gemma 3 270M, a base model, and SmolLM2 135M Instruct, which chats
+//! through the ChatML template in its GGUF), and no Ollama.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use crate::helpers::{
 };
 
 const MODEL: &str = "gemma3:270m";
+const CHAT_MODEL: &str = "smollm2:135m";
 
 fn models_dir() -> PathBuf {
     let dir = std::env::var_os("LLM_CHAT_MODELS_DIR").map_or_else(
@@ -22,11 +24,16 @@ fn models_dir() -> PathBuf {
         },
         PathBuf::from,
     );
-    assert!(
-        dir.join("gemma-3-270m-q4_k_m.gguf").is_file(),
-        "the default model is missing from {}: run `make setup`",
-        dir.display()
-    );
+    for file in [
+        "gemma-3-270m-q4_k_m.gguf",
+        "smollm2-135m-instruct-q4_1.gguf",
+    ] {
+        assert!(
+            dir.join(file).is_file(),
+            "{file} is missing from {}: run `make setup`",
+            dir.display()
+        );
+    }
     dir
 }
 
@@ -132,6 +139,37 @@ async fn a_chat_reply_is_real_text() {
     assert!(body["prompt_eval_count"].as_u64().unwrap() > 5);
     assert!(body["eval_duration"].as_u64().unwrap() > 0);
     assert!(["stop", "length"].contains(&body["done_reason"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn the_chat_model_answers_through_its_own_template_and_ends_by_itself() {
+    let (app, _) = spawn_embedded(settings()).await;
+
+    let models: Value = app.get("/api/v1/models").await.json().await.unwrap();
+    let names: Vec<&str> = models["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|model| model["name"].as_str().unwrap())
+        .collect();
+    // The page picks the first model listed: the one that chats.
+    assert_eq!(names, [CHAT_MODEL, MODEL], "{models}");
+
+    let mut question = ask(
+        "What is the capital of France?",
+        json!({"temperature": 0, "num_predict": 128}),
+    );
+    question["model"] = json!(CHAT_MODEL);
+    let response = app.post_json("/api/v1/chat", question).await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let reply = body["message"]["content"].as_str().unwrap();
+    assert!(reply.contains("Paris"), "a sensible answer: {reply:?}");
+    // The template's end-of-turn token ended it, not the length limit, and
+    // no template markup leaked into the text.
+    assert_eq!(body["done_reason"], "stop", "{body}");
+    assert!(!reply.contains("<|im_"), "{reply:?}");
 }
 
 #[tokio::test]

@@ -100,7 +100,11 @@ struct Running {
 
 /// Starts the binary over the fake, with a database of the test's own.
 async fn start(fake: &FakeOllama, database: &TempDir) -> Running {
-    let mut child = llm_chat()
+    start_with(llm_chat(), fake, database).await
+}
+
+async fn start_with(mut command: Command, fake: &FakeOllama, database: &TempDir) -> Running {
+    let mut child = command
         .env("LLM_CHAT_DATABASE_URL", database.database_url())
         .env("LLM_CHAT_ADDR", "127.0.0.1:0")
         .env("OLLAMA_URL", fake.url())
@@ -299,4 +303,72 @@ async fn an_answer_cut_by_sigkill_comes_back_interrupted_with_its_text() {
         "the server stopped while this answer was being written"
     );
     server.child.kill().await.unwrap();
+}
+
+/// The bundle as `make build` leaves it: names with a content hash, and a
+/// brotli and a gzip copy of each file made at build time.
+#[tokio::test]
+async fn the_bundle_is_served_precompressed_under_hashed_names_and_kept_a_year() {
+    let binary = Path::new(env!("CARGO_BIN_EXE_llm-chat"));
+    let hashes = std::fs::read_to_string(binary.with_file_name("hash.txt"))
+        .expect("hash.txt beside the binary (run `make build`)");
+    let wasm_hash = hashes
+        .lines()
+        .find_map(|line| line.strip_prefix("wasm:"))
+        .expect("a wasm line")
+        .trim()
+        .to_string();
+    let site = repo_root().join("target/site");
+    let fake = FakeOllama::start(Behavior::default()).await.unwrap();
+    let database = TempDir::new();
+    let mut command = llm_chat();
+    command.env("LEPTOS_SITE_ROOT", &site);
+    let server = start_with(command, &fake, &database).await;
+    let client = reqwest::Client::new();
+
+    let page = client.get(format!("{}/", server.url)).send().await.unwrap();
+    assert_eq!(page.headers()["cache-control"], "no-cache");
+    let wasm_path = format!("/pkg/llm-chat.{wasm_hash}.wasm");
+    assert!(page.text().await.unwrap().contains(&wasm_path));
+
+    let on_disk =
+        |suffix: &str| std::fs::read(site.join(format!("{}{suffix}", &wasm_path[1..]))).unwrap();
+    for (accepted, encoding, suffix) in [
+        (Some("gzip, deflate, br"), Some("br"), ".br"),
+        (Some("gzip"), Some("gzip"), ".gz"),
+        (None, None, ""),
+    ] {
+        let mut request = client.get(format!("{}{wasm_path}", server.url));
+        if let Some(accepted) = accepted {
+            request = request.header("accept-encoding", accepted);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let headers = response.headers().clone();
+        assert_eq!(
+            headers["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(headers["content-type"], "application/wasm");
+        assert_eq!(
+            headers.get("content-encoding").map(|v| v.to_str().unwrap()),
+            encoding,
+            "{accepted:?}"
+        );
+        let body = response.bytes().await.unwrap();
+        // The copy made at build time, byte for byte: not compressed again.
+        assert!(
+            body == on_disk(suffix),
+            "{accepted:?}: {} bytes",
+            body.len()
+        );
+    }
+
+    let favicon = client
+        .get(format!("{}/favicon.svg", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(favicon.status(), 200);
+    assert_eq!(favicon.headers()["cache-control"], "no-cache");
 }

@@ -18,6 +18,9 @@ use super::gguf::{GgufError, Metadata};
 pub struct ModelFile {
     pub info: ModelInfo,
     pub path: PathBuf,
+    /// Whether the GGUF carries a chat template: such a model chats; one
+    /// without is a base model that continues text.
+    pub chats: bool,
 }
 
 /// A file as last described, with the size and time it had then: a file is
@@ -60,7 +63,8 @@ impl Catalog {
         &self.dir
     }
 
-    /// The models in the directory now, sorted by name. Blocking: reads the
+    /// The models in the directory now: those that chat first (the page
+    /// picks the first model listed), then by name. Blocking: reads the
     /// directory, and the header of new or changed files.
     pub fn scan(&self) -> Result<Vec<ModelFile>, ScanError> {
         let entries = match std::fs::read_dir(&self.dir) {
@@ -116,7 +120,11 @@ impl Catalog {
             .map(|known| known.file.clone())
             .collect();
         drop(files);
-        listed.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+        listed.sort_by(|a, b| {
+            b.chats
+                .cmp(&a.chats)
+                .then_with(|| a.info.name.cmp(&b.info.name))
+        });
         // Two files with the same derived name: later ones go by file name.
         let mut taken = HashSet::new();
         for file in &mut listed {
@@ -244,6 +252,7 @@ fn describe(
             backend: backend.to_string(),
         },
         path: path.to_path_buf(),
+        chats: metadata.text("tokenizer.chat_template").is_some(),
     })
 }
 
@@ -374,12 +383,40 @@ mod tests {
     /// A GGUF with no metadata (so named after its file) and `body` bytes
     /// of tensor data.
     fn write_gguf(path: &Path, body: usize) {
+        write_gguf_with(path, &[], body);
+    }
+
+    /// A GGUF with these text metadata values.
+    fn write_gguf_with(path: &Path, texts: &[(&str, &str)], body: usize) {
         let mut bytes = b"GGUF".to_vec();
         bytes.extend_from_slice(&3_u32.to_le_bytes());
         bytes.extend_from_slice(&0_u64.to_le_bytes());
-        bytes.extend_from_slice(&0_u64.to_le_bytes());
+        bytes.extend_from_slice(&(texts.len() as u64).to_le_bytes());
+        for (key, value) in texts {
+            bytes.extend_from_slice(&(key.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(key.as_bytes());
+            bytes.extend_from_slice(&8_u32.to_le_bytes());
+            bytes.extend_from_slice(&(value.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(value.as_bytes());
+        }
         bytes.resize(bytes.len() + body, 7);
         std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn models_that_chat_are_listed_first() {
+        let dir = ScratchDir::new("catalog-chat-first");
+        write_gguf(&dir.0.join("aaa-base.gguf"), 16);
+        write_gguf_with(
+            &dir.0.join("zzz-instruct.gguf"),
+            &[("tokenizer.chat_template", "{{ messages }}")],
+            16,
+        );
+        let catalog = Catalog::new(dir.0.clone(), "embedded");
+        let listed = catalog.scan().unwrap();
+        let names: Vec<&str> = listed.iter().map(|file| file.info.name.as_str()).collect();
+        assert_eq!(names, ["zzz-instruct", "aaa-base"]);
+        assert!(listed[0].chats && !listed[1].chats);
     }
 
     /// Scans until the file's digest is known, as a client polling the

@@ -121,9 +121,13 @@ mod tests {
         );
     }
 
-    /// The default model (a base model, with no template of its own), as
-    /// `make setup` puts it in place.
+    /// The base model (with no template of its own), as `make setup` puts
+    /// it in place.
     fn default_model() -> LlamaModel {
+        model_file("gemma-3-270m-q4_k_m.gguf")
+    }
+
+    fn model_file(name: &str) -> LlamaModel {
         let dir = std::env::var_os("LLM_CHAT_MODELS_DIR").map_or_else(
             || {
                 std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
@@ -134,10 +138,32 @@ mod tests {
         let backend = super::super::engine::llama_backend().expect("llama.cpp starts");
         LlamaModel::load_from_file(
             backend,
-            dir.join("gemma-3-270m-q4_k_m.gguf"),
+            dir.join(name),
             &llama_cpp_2::model::params::LlamaModelParams::default(),
         )
-        .expect("the default model loads (run `make setup`)")
+        .unwrap_or_else(|error| panic!("{name} loads (run `make setup`): {error}"))
+    }
+
+    #[test]
+    fn the_chat_model_s_own_template_shapes_the_prompt() {
+        let model = model_file("smollm2-135m-instruct-q4_1.gguf");
+        let template = model
+            .chat_template(None)
+            .expect("SmolLM2 carries a template");
+        let messages = [Message::new(Role::User, "Hi")];
+
+        let prompt = build(&model, Some(&template), &messages, &[], &[]);
+
+        let text = detokenize(&model, &prompt.tokens);
+        // llama.cpp recognises the GGUF's Jinja template as ChatML and
+        // applies its own rendering of it (without the Jinja's default
+        // system prompt).
+        assert_eq!(
+            text, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+            "{text:?}"
+        );
+        assert!(prompt.stops.is_empty());
+        assert_eq!(prompt.default_max_tokens, None);
     }
 
     fn detokenize(model: &LlamaModel, tokens: &[LlamaToken]) -> String {

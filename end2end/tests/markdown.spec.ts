@@ -1,0 +1,145 @@
+// Answers rendered as Markdown while they stream: blocks appear as what
+// they are, finished blocks are never rebuilt, nothing in an answer runs.
+import { expect, test } from '@playwright/test';
+import { resetFake, setBehavior } from './fake';
+import { answerText, lastAnswer, openChat, send, waitForAnswer } from './chat-page';
+
+test.beforeEach(resetFake);
+
+const ANSWER = [
+  'Here is a comparison:',
+  '',
+  '| Language | Typing |',
+  '|----------|--------|',
+  '| Rust | static |',
+  '| Python | dynamic |',
+  '',
+  'Things to remember:',
+  '',
+  '- ownership',
+  '- borrowing',
+  '- lifetimes',
+  '',
+  '```rust',
+  'fn main() {',
+  '    println!("hi");',
+  '}',
+  '```',
+  '',
+  'That is **all** for now, with `code` inline.',
+].join('\n');
+
+const CODE = 'fn main() {\n    println!("hi");\n}\n';
+
+test('a streamed answer renders its table, list and code block while it streams', async ({ page }) => {
+  await setBehavior({ reply: ANSWER, token_delay_ms: 40 });
+  await openChat(page);
+  await send(page, 'Compare two languages');
+
+  const answer = lastAnswer(page);
+  const busy = page.locator('[data-testid="message-assistant"][aria-busy="true"]');
+  // Each kind shows up as itself before the answer is over.
+  await expect(busy.locator('table tbody tr')).toHaveCount(2);
+  await expect(busy.locator('ul > li')).toHaveCount(3);
+  await expect(busy.getByTestId('code-block')).toHaveCount(1);
+  await waitForAnswer(page);
+
+  await expect(answer.locator('table th')).toHaveText(['Language', 'Typing']);
+  await expect(answer.locator('ul > li')).toHaveText(['ownership', 'borrowing', 'lifetimes']);
+  await expect(answer.getByTestId('code-language')).toHaveText('rust');
+  await expect(answer.locator('pre code')).toHaveText(CODE);
+  await expect(answer.locator('p strong')).toHaveText('all');
+  await expect(answer.locator('p > code')).toHaveText('code');
+  // Markdown syntax is not left on screen.
+  await expect(answerText(page)).not.toContainText('|---');
+  await expect(answerText(page)).not.toContainText('```');
+});
+
+test('a finished block keeps its DOM nodes while later tokens arrive', async ({ page }) => {
+  const paragraphs = Array.from({ length: 12 }, (_, i) => `Paragraph number ${i + 1} of the answer.`);
+  await setBehavior({ reply: paragraphs.join('\n\n'), token_delay_ms: 25 });
+  await openChat(page);
+  await send(page, 'Write twelve paragraphs');
+
+  const first = answerText(page).locator('p').first();
+  // Once two more blocks follow it, the first paragraph is final: mark the
+  // node itself, then check the very same node is there at the end.
+  await expect.poll(() => answerText(page).locator('p').count()).toBeGreaterThanOrEqual(4);
+  await expect(lastAnswer(page)).toHaveAttribute('aria-busy', 'true');
+  await first.evaluate((node) => ((node as any).__marked = true));
+  await waitForAnswer(page);
+
+  await expect(answerText(page).locator('p')).toHaveCount(12);
+  expect(await first.evaluate((node) => (node as any).__marked === true && node.isConnected)).toBe(true);
+  await expect(first).toHaveText('Paragraph number 1 of the answer.');
+});
+
+test('Copy on a code block puts the code on the clipboard', async ({ context, page }) => {
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await setBehavior({ reply: ANSWER });
+  await openChat(page);
+  await send(page, 'Show me code');
+  await waitForAnswer(page);
+
+  await lastAnswer(page).getByTestId('copy-code-button').click();
+  await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(CODE);
+});
+
+test('links are safe and images are never fetched', async ({ page }) => {
+  const reply = [
+    'Read [the docs](https://example.com/docs) or see https://example.org/page.',
+    '',
+    '[click me](javascript:window.__xss=1) ![pixel](https://tracker.example/p.gif)',
+    '',
+    '<img src=x onerror="window.__xss=2">',
+    '',
+    '<script>window.__xss=3</script>',
+  ].join('\n');
+  const fetched: string[] = [];
+  await page.route('https://tracker.example/**', (route) => {
+    fetched.push(route.request().url());
+    return route.abort();
+  });
+  await setBehavior({ reply });
+  await openChat(page);
+  await send(page, 'Say something risky');
+  await waitForAnswer(page);
+
+  const links = answerText(page).locator('a');
+  await expect(links).toHaveCount(3);
+  await expect(links.nth(0)).toHaveAttribute('href', 'https://example.com/docs');
+  await expect(links.nth(0)).toHaveAttribute('target', '_blank');
+  await expect(links.nth(0)).toHaveAttribute('rel', 'noopener noreferrer');
+  await expect(links.nth(1)).toHaveAttribute('href', 'https://example.org/page');
+  // The image is a link to it, showing its alt text.
+  await expect(links.nth(2)).toHaveAttribute('href', 'https://tracker.example/p.gif');
+  await expect(links.nth(2)).toHaveText('pixel');
+  await expect(answerText(page)).toContainText('click me');
+  await expect(answerText(page)).toContainText('<img src=x onerror="window.__xss=2">');
+  await expect(answerText(page)).toContainText('<script>window.__xss=3</script>');
+  await expect(page.locator('.messages img, .messages script, .messages a[href^="javascript"]')).toHaveCount(0);
+  await answerText(page).getByText('click me').click();
+  expect(await page.evaluate(() => (window as any).__xss)).toBeUndefined();
+  expect(fetched).toEqual([]);
+});
+
+test('a reloaded conversation shows its answer rendered by the server', async ({ page }) => {
+  await setBehavior({ reply: ANSWER });
+  await openChat(page);
+  await send(page, 'Compare two languages');
+  await waitForAnswer(page);
+  await expect(page).toHaveURL(/\/c\//);
+
+  // The first HTML, before any script runs, already holds the Markdown.
+  const html = await (await page.request.get(page.url())).text();
+  expect(html).toContain('<th>Language');
+  expect(html).toContain('<li>ownership');
+  expect(html).toContain('data-testid="code-block"');
+
+  await page.reload();
+  await openChat(page, page.url());
+  await expect(lastAnswer(page).locator('table tbody tr')).toHaveCount(2);
+  await expect(lastAnswer(page).getByTestId('code-block')).toHaveCount(1);
+  // Hydration adopted the server's nodes: one table, not two.
+  await expect(lastAnswer(page).locator('table')).toHaveCount(1);
+});

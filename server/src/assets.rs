@@ -1,0 +1,104 @@
+//! The built front end: which of its files carry a content hash in their
+//! name (cargo-leptos's `hash.txt`, written next to the server binary), and
+//! so how long a browser may keep each.
+//!
+//! A hashed file never changes under its name: browsers keep it a year
+//! without asking again. Everything else (the HTML, the favicon, an
+//! unhashed development build) is revalidated on each use, so a new release
+//! is seen at once.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use axum::http::HeaderValue;
+
+/// Cache-Control for a file whose name changes when its content does.
+pub const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
+/// Cache-Control for the rest: keep it, but ask first (a 304 is cheap).
+pub const REVALIDATE: HeaderValue = HeaderValue::from_static("no-cache");
+
+/// The bundle's file names, as this build wrote them.
+#[derive(Debug, Clone, Default)]
+pub struct Assets {
+    /// `/pkg/…` paths of the hashed files.
+    hashed: HashSet<String>,
+    stylesheet: String,
+}
+
+impl Assets {
+    /// The hash file beside the running binary, if the build wrote one.
+    pub fn hash_file() -> Option<PathBuf> {
+        let path = std::env::current_exe().ok()?.parent()?.join("hash.txt");
+        path.is_file().then_some(path)
+    }
+
+    /// Reads `hash_file` (`js: <hash>` lines, one per kind); without one,
+    /// the unhashed names of a development build.
+    pub fn load(output_name: &str, hash_file: Option<&Path>) -> Self {
+        let hashes = hash_file
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default();
+        Self::parse(output_name, &hashes)
+    }
+
+    fn parse(output_name: &str, hashes: &str) -> Self {
+        let mut assets = Self {
+            hashed: HashSet::new(),
+            stylesheet: format!("/pkg/{output_name}.css"),
+        };
+        for line in hashes.lines() {
+            let Some((kind, hash)) = line.split_once(':') else {
+                continue;
+            };
+            let (kind, hash) = (kind.trim(), hash.trim());
+            if !matches!(kind, "js" | "wasm" | "css") || hash.is_empty() {
+                continue;
+            }
+            let path = format!("/pkg/{output_name}.{hash}.{kind}");
+            if kind == "css" {
+                assets.stylesheet = path.clone();
+            }
+            assets.hashed.insert(path);
+        }
+        assets
+    }
+
+    /// Where the page's stylesheet is.
+    pub fn stylesheet(&self) -> &str {
+        &self.stylesheet
+    }
+
+    /// How long a browser may keep the file at `path`.
+    pub fn cache_control(&self, path: &str) -> HeaderValue {
+        if self.hashed.contains(path) {
+            IMMUTABLE
+        } else {
+            REVALIDATE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASHES: &str = "js: AbC\nwasm: dEf\ncss: GhI\nsplit: zzz\n";
+
+    #[test]
+    fn hashed_files_are_kept_for_a_year_and_the_rest_revalidated() {
+        let assets = Assets::parse("llm-chat", HASHES);
+        assert_eq!(assets.cache_control("/pkg/llm-chat.AbC.js"), IMMUTABLE);
+        assert_eq!(assets.cache_control("/pkg/llm-chat.dEf.wasm"), IMMUTABLE);
+        assert_eq!(assets.cache_control("/pkg/llm-chat.GhI.css"), IMMUTABLE);
+        assert_eq!(assets.cache_control("/pkg/llm-chat.js"), REVALIDATE);
+        assert_eq!(assets.cache_control("/favicon.svg"), REVALIDATE);
+        assert_eq!(assets.stylesheet(), "/pkg/llm-chat.GhI.css");
+    }
+
+    #[test]
+    fn without_a_hash_file_nothing_is_immutable() {
+        let assets = Assets::load("llm-chat", None);
+        assert_eq!(assets.cache_control("/pkg/llm-chat.wasm"), REVALIDATE);
+        assert_eq!(assets.stylesheet(), "/pkg/llm-chat.css");
+    }
+}
