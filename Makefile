@@ -23,7 +23,7 @@ SERVER_BIN := target/release/llm-chat
 FAKE_BIN := target/release/fake-ollama
 
 .PHONY: help setup toolchain cargo-leptos wasm-bindgen node-modules chromium llama-build-deps model \
-        build run test test-rust bench-smoke e2e e2e-only bench bench-quick litellm lint coverage openapi \
+        highlighter build run test test-rust bench-smoke e2e e2e-only bench bench-quick litellm lint coverage openapi \
         run-ollama stop-ollama download-model clean
 
 help: ## Show the targets
@@ -76,12 +76,18 @@ model:
 
 # ---------------------------------------------------------------- build
 
+# highlight.js with the common languages, bundled from npm into the assets
+# (public/vendor/highlight.<hash>.js), which cargo-leptos copies to the site.
+# Under a second, so it simply runs on every build.
+highlighter: node-modules
+	@cd end2end && node build-highlighter.mjs
+
 # The second step builds every host crate at once: features then unify as in
 # the server cargo-leptos just built, so its dependencies (llama.cpp among
 # them) are reused. Naming single packages would compile them all again.
 # --precompress writes .br and .gz beside each web asset once, at build time,
 # instead of compressing them again on every request.
-build: setup ## Release build: the server, its web assets, fake-ollama and the benchmark
+build: setup highlighter ## Release build: the server, its web assets, fake-ollama and the benchmark
 	cargo leptos build --release --precompress
 	cargo build --release
 

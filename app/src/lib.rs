@@ -17,10 +17,27 @@ use leptos_meta::{MetaTags, Title, provide_meta_context};
 
 use crate::chat::ChatPage;
 
+/// Where this build's files are (their names carry a content hash in a
+/// release build).
+#[derive(Debug, Clone, Default)]
+pub struct PageHead {
+    pub stylesheet: String,
+    /// The syntax highlighter's module, imported on the first finished code
+    /// block (never before: most pages need none).
+    pub highlighter: Option<String>,
+}
+
 /// The HTML document around the app; the server renders it for every page
-/// (it is not hydrated). `stylesheet`: where this build's CSS is (its name
-/// carries a content hash in a release build).
-pub fn shell(options: LeptosOptions, stylesheet: String) -> impl IntoView {
+/// (it is not hydrated).
+pub fn shell(options: LeptosOptions, head: PageHead) -> impl IntoView {
+    let highlighter = head.highlighter.map(|url| {
+        // Only defines the loader; `import()` runs on the first call.
+        let script = format!(
+            "window.llmChatHighlight=(code,language)=>import({}).then((m)=>m.highlight(code,language));",
+            serde_json::to_string(&url).unwrap_or_default()
+        );
+        view! { <script type="module">{script}</script> }
+    });
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -29,7 +46,8 @@ pub fn shell(options: LeptosOptions, stylesheet: String) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light dark" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
-                <link rel="stylesheet" href=stylesheet />
+                <link rel="stylesheet" href=head.stylesheet />
+                {highlighter}
                 <HydrationScripts options />
                 <MetaTags />
             </head>

@@ -7,6 +7,7 @@
 //! loopback, drives them with its own load generator, and writes
 //! BENCHMARKS.md and an SVG chart of time to first token.
 
+mod browser;
 mod chart;
 mod load;
 mod paths;
@@ -96,6 +97,8 @@ struct Plan {
     store_requests: usize,
     /// Answers whose database writes are counted.
     store_answers: usize,
+    /// Tokens of the Markdown answer the page is measured rendering.
+    page_tokens: usize,
 }
 
 impl Plan {
@@ -196,6 +199,13 @@ impl Plan {
                 300
             },
             store_answers: if args.smoke { 4 } else { 16 },
+            page_tokens: if args.smoke {
+                300
+            } else if args.quick {
+                1_000
+            } else {
+                5_000
+            },
         }
     }
 }
@@ -233,6 +243,19 @@ async fn run(args: &Args) -> Result<(), String> {
 
     if !args.embedded_only {
         relay_rows(args, &plan, &root, &work, &mut results).await?;
+    }
+
+    if !args.embedded_only {
+        say(&format!(
+            "the page: a {}-token Markdown answer in Chromium",
+            plan.page_tokens
+        ));
+        match browser::measure(&root, plan.page_tokens, 200).await {
+            Ok(page) => results.page = Some(page),
+            // The smoke run proves the harness: a broken browser run fails it.
+            Err(error) if args.smoke => return Err(error),
+            Err(error) => results.notes.push(format!("page rows skipped: {error}")),
+        }
     }
 
     if plan.embedded {

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::browser::PageRows;
 use crate::paths::PathKind;
 use crate::stats::{Summary, percentile};
 use crate::store::StoreRows;
@@ -21,6 +22,7 @@ pub struct Results {
     pub idle: Vec<Idle>,
     pub embedded: Vec<EmbeddedRow>,
     pub store: Option<StoreRows>,
+    pub page: Option<PageRows>,
     pub notes: Vec<String>,
 }
 
@@ -169,6 +171,9 @@ impl Results {
         self.saturation_table(&mut md);
         self.idle_table(&mut md);
         self.store_table(&mut md);
+        if let Some(page) = &self.page {
+            page.section(&mut md);
+        }
         self.embedded_table(&mut md);
         let _ = writeln!(md, "## How this was measured\n");
         for (key, value) in &self.parameters {
@@ -318,6 +323,9 @@ impl Results {
                     writes <= bound,
                 );
             }
+        }
+        if let Some(page) = &self.page {
+            page.targets(md, row);
         }
         let errors = self.our_errors();
         row(

@@ -42,7 +42,11 @@ test('a streamed answer renders its table, list and code block while it streams'
   await expect(busy.locator('table tbody tr')).toHaveCount(2);
   await expect(busy.locator('ul > li')).toHaveCount(3);
   await expect(busy.getByTestId('code-block')).toHaveCount(1);
+  // Code is coloured once its block is finished, never token by token.
+  await expect(busy.locator('pre code span')).toHaveCount(0);
   await waitForAnswer(page);
+  await expect(answer.locator('pre code .hljs-keyword').first()).toHaveText('fn');
+  await expect(answer.locator('pre code .hljs-string')).toHaveText('"hi"');
 
   await expect(answer.locator('table th')).toHaveText(['Language', 'Typing']);
   await expect(answer.locator('ul > li')).toHaveText(['ownership', 'borrowing', 'lifetimes']);
@@ -58,6 +62,10 @@ test('a streamed answer renders its table, list and code block while it streams'
 test('a finished block keeps its DOM nodes while later tokens arrive', async ({ page }) => {
   const paragraphs = Array.from({ length: 12 }, (_, i) => `Paragraph number ${i + 1} of the answer.`);
   await setBehavior({ reply: paragraphs.join('\n\n'), token_delay_ms: 25 });
+  const vendored: string[] = [];
+  page.on('request', (request) => {
+    if (request.url().includes('/vendor/')) vendored.push(request.url());
+  });
   await openChat(page);
   await send(page, 'Write twelve paragraphs');
 
@@ -72,6 +80,8 @@ test('a finished block keeps its DOM nodes while later tokens arrive', async ({ 
   await expect(answerText(page).locator('p')).toHaveCount(12);
   expect(await first.evaluate((node) => (node as any).__marked === true && node.isConnected)).toBe(true);
   await expect(first).toHaveText('Paragraph number 1 of the answer.');
+  // No code, so the highlighter was never loaded.
+  expect(vendored).toEqual([]);
 });
 
 test('Copy on a code block puts the code on the clipboard', async ({ context, page }) => {

@@ -136,7 +136,11 @@ impl Application {
             body_limit: config.body_limit,
             shutdown,
             leptos_options: leptos_options(&config, addr, hash_file.is_some()),
-            assets: Arc::new(Assets::load("llm-chat", hash_file.as_deref())),
+            assets: Arc::new(Assets::load(
+                "llm-chat",
+                hash_file.as_deref(),
+                &config.site_root,
+            )),
         };
         let router = routes::app(state.clone());
         Ok(Self {

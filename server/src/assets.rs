@@ -20,9 +20,11 @@ pub const REVALIDATE: HeaderValue = HeaderValue::from_static("no-cache");
 /// The bundle's file names, as this build wrote them.
 #[derive(Debug, Clone, Default)]
 pub struct Assets {
-    /// `/pkg/…` paths of the hashed files.
+    /// Paths of the files whose name carries their content's hash.
     hashed: HashSet<String>,
     stylesheet: String,
+    /// The syntax highlighter, loaded by the page on its first code block.
+    highlighter: Option<String>,
 }
 
 impl Assets {
@@ -32,19 +34,34 @@ impl Assets {
         path.is_file().then_some(path)
     }
 
-    /// Reads `hash_file` (`js: <hash>` lines, one per kind); without one,
-    /// the unhashed names of a development build.
-    pub fn load(output_name: &str, hash_file: Option<&Path>) -> Self {
+    /// Reads `hash_file` (`js: <hash>` lines, one per kind; without one,
+    /// the unhashed names of a development build) and finds the
+    /// highlighter (`vendor/highlight.<hash>.js`) under `site_root`.
+    pub fn load(output_name: &str, hash_file: Option<&Path>, site_root: &Path) -> Self {
         let hashes = hash_file
             .and_then(|path| std::fs::read_to_string(path).ok())
             .unwrap_or_default();
-        Self::parse(output_name, &hashes)
+        let mut assets = Self::parse(output_name, &hashes);
+        let vendored = std::fs::read_dir(site_root.join("vendor"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .filter(|name| name.starts_with("highlight.") && name.ends_with(".js"))
+            .min();
+        if let Some(name) = vendored {
+            let path = format!("/vendor/{name}");
+            assets.hashed.insert(path.clone());
+            assets.highlighter = Some(path);
+        }
+        assets
     }
 
     fn parse(output_name: &str, hashes: &str) -> Self {
         let mut assets = Self {
             hashed: HashSet::new(),
             stylesheet: format!("/pkg/{output_name}.css"),
+            highlighter: None,
         };
         for line in hashes.lines() {
             let Some((kind, hash)) = line.split_once(':') else {
@@ -66,6 +83,11 @@ impl Assets {
     /// Where the page's stylesheet is.
     pub fn stylesheet(&self) -> &str {
         &self.stylesheet
+    }
+
+    /// Where the syntax highlighter is, if the build made one.
+    pub fn highlighter(&self) -> Option<&str> {
+        self.highlighter.as_deref()
     }
 
     /// How long a browser may keep the file at `path`.
@@ -97,8 +119,9 @@ mod tests {
 
     #[test]
     fn without_a_hash_file_nothing_is_immutable() {
-        let assets = Assets::load("llm-chat", None);
+        let assets = Assets::load("llm-chat", None, Path::new("/no/such/site"));
         assert_eq!(assets.cache_control("/pkg/llm-chat.wasm"), REVALIDATE);
         assert_eq!(assets.stylesheet(), "/pkg/llm-chat.css");
+        assert_eq!(assets.highlighter(), None);
     }
 }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use app::api::{Conversation, ConversationList, ModelList};
-use app::{BoxFuture, RequestedConversation, ServerData, SharedServerData, shell};
+use app::{BoxFuture, PageHead, RequestedConversation, ServerData, SharedServerData, shell};
 use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -144,13 +144,16 @@ async fn render(state: &AppState, conversation: Option<String>, request: Request
         conversations: state.conversations.clone(),
     });
     let options = state.leptos_options.clone();
-    let stylesheet = state.assets.stylesheet().to_string();
+    let head = PageHead {
+        stylesheet: state.assets.stylesheet().to_string(),
+        highlighter: state.assets.highlighter().map(str::to_string),
+    };
     let handler = leptos_axum::render_app_async_with_context(
         move || {
             provide_context(data.clone());
             provide_context(RequestedConversation(conversation.clone()));
         },
-        move || shell(options.clone(), stylesheet.clone()),
+        move || shell(options.clone(), head.clone()),
     );
     handler(request).await.into_response()
 }

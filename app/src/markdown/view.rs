@@ -60,7 +60,7 @@ pub fn Markdown(text: ArcRwSignal<String>, streaming: Signal<bool>) -> impl Into
                 key=block_key
                 children=block_view
             />
-            {move || tail.with(|tail| nodes_view(tail))}
+            {move || tail.with(|tail| nodes_view(tail, Finished(false)))}
         </div>
     }
 }
@@ -70,8 +70,13 @@ fn block_key(block: &Arc<Block>) -> u64 {
 }
 
 fn block_view(block: Arc<Block>) -> Vec<AnyView> {
-    nodes_view(&block.nodes)
+    nodes_view(&block.nodes, Finished(true))
 }
+
+/// Whether the nodes are in a finished block: only then is code coloured
+/// (once, when its fence has closed; never per token).
+#[derive(Clone, Copy)]
+struct Finished(bool);
 
 fn after_next_frame(callback: impl FnOnce() + 'static) {
     #[cfg(feature = "hydrate")]
@@ -80,16 +85,17 @@ fn after_next_frame(callback: impl FnOnce() + 'static) {
     drop(callback);
 }
 
-fn nodes_view(nodes: &[Node]) -> Vec<AnyView> {
-    nodes.iter().map(node_view).collect()
+fn nodes_view(nodes: &[Node], finished: Finished) -> Vec<AnyView> {
+    nodes.iter().map(|node| node_view(node, finished)).collect()
 }
 
-fn node_view(node: &Node) -> AnyView {
+fn node_view(node: &Node, finished: Finished) -> AnyView {
     match node {
         Node::Text(text) => text.clone().into_any(),
-        Node::Code { language, code } => {
-            view! { <CodeBlock language=language.clone() code=code.clone() /> }.into_any()
+        Node::Code { language, code } => view! {
+            <CodeBlock language=language.clone() code=code.clone() highlight=finished.0 />
         }
+        .into_any(),
         // Void elements: a custom element would be written with a closing
         // tag, which HTML reads as a second element.
         Node::Element { tag: "br", .. } => view! { <br /> }.into_any(),
@@ -113,15 +119,25 @@ fn node_view(node: &Node) -> AnyView {
                 .collect();
             leptos::html::custom(*tag)
                 .add_any_attr(attributes)
-                .child(nodes_view(children))
+                .child(nodes_view(children, finished))
                 .into_any()
         }
     }
 }
 
-/// A code block: its language, a Copy button, and the code.
+/// A code block: its language, a Copy button, and the code, coloured by
+/// the lazily loaded highlighter when `highlight`.
 #[component]
-fn CodeBlock(language: String, code: String) -> impl IntoView {
+fn CodeBlock(language: String, code: String, highlight: bool) -> impl IntoView {
+    let code_ref = NodeRef::<leptos::html::Code>::new();
+    if highlight && !language.is_empty() {
+        let language = language.clone();
+        Effect::new(move |_| {
+            if let Some(element) = code_ref.get() {
+                colour(&element, &language);
+            }
+        });
+    }
     let label = if language.is_empty() {
         "text".to_string()
     } else {
@@ -140,7 +156,28 @@ fn CodeBlock(language: String, code: String) -> impl IntoView {
                     "Copy"
                 </button>
             </div>
-            <pre><code class=class>{code}</code></pre>
+            <pre><code class=class node_ref=code_ref>{code}</code></pre>
         </div>
     }
+}
+
+/// Hands a finished code block to the highlighter the page defines
+/// (`window.llmChatHighlight`, which imports its module on first use).
+fn colour(code: &leptos::web_sys::HtmlElement, language: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let loader = js_sys::Reflect::get(&window, &"llmChatHighlight".into()).ok();
+        if let Some(loader) = loader
+            .as_ref()
+            .and_then(|loader| loader.dyn_ref::<js_sys::Function>())
+        {
+            let _ = loader.call2(&window, code, &language.into());
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (code, language);
 }

@@ -364,6 +364,26 @@ async fn the_bundle_is_served_precompressed_under_hashed_names_and_kept_a_year()
         );
     }
 
+    // The highlighter, vendored by the build under its own content hash.
+    let page = client.get(format!("{}/", server.url)).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    let start = html
+        .find("/vendor/highlight.")
+        .expect("the page names the highlighter");
+    let end = start + html[start..].find(".js").unwrap() + 3;
+    let highlighter = client
+        .get(format!("{}{}", server.url, &html[start..end]))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(highlighter.status(), 200);
+    assert_eq!(
+        highlighter.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(highlighter.headers()["content-encoding"], "br");
+
     let favicon = client
         .get(format!("{}/favicon.svg", server.url))
         .send()
