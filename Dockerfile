@@ -13,6 +13,7 @@ RUN cargo install cargo-leptos --version 0.3.11 --locked \
     && cargo install wasm-bindgen-cli --version "$(sed -n '/^name = "wasm-bindgen"$/{n;s/^version = "\(.*\)"$/\1/p;}' Cargo.lock)" \
     && cd end2end && npm ci --no-audit --no-fund
 ENV PATH="/src/end2end/node_modules/.bin:${PATH}"
+RUN cd end2end && node build-highlighter.mjs
 RUN cargo leptos build --release --precompress
 # The embedded models, so the image chats even without Ollama.
 RUN LLM_CHAT_MODELS_DIR=/src/models scripts/fetch-model.sh
