@@ -188,7 +188,10 @@ impl PageRows {
                     format!("{:.3} ms", render.late_mean_ms),
                 ),
                 ("frames rendered", render.frames.to_string()),
-                ("long tasks (> 50 ms)", render.long_tasks.to_string()),
+                (
+                    "long tasks (> 50 ms) while it streams",
+                    render.long_tasks.to_string(),
+                ),
                 (
                     "load to interactive (hydrated), loopback",
                     format!("{:.0} ms", render.load_to_interactive_ms),
