@@ -86,7 +86,7 @@ pub struct GenerateRequest {
     pub keep_alive: Option<KeepAlive>,
     /// Whether a reasoning model thinks before it answers (`true`, `false`,
     /// or a level: `"low"`, `"medium"`, `"high"`), for backends that support
-    /// it. Only the answer is relayed, not the reasoning.
+    /// it. The reasoning comes apart from the answer, as `thinking`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub think: Option<Think>,
 }
@@ -105,7 +105,7 @@ pub struct ChatRequest {
     pub keep_alive: Option<KeepAlive>,
     /// Whether a reasoning model thinks before it answers (`true`, `false`,
     /// or a level: `"low"`, `"medium"`, `"high"`), for backends that support
-    /// it. Only the answer is relayed, not the reasoning.
+    /// it. The reasoning comes apart from the answer, as `thinking`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub think: Option<Think>,
 }
@@ -116,6 +116,10 @@ pub struct ChatRequest {
 pub struct ChatMessage {
     pub role: Role,
     pub content: String,
+    /// A reasoning model's thoughts before this answer (answers only;
+    /// ignored in a request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<String>,
 }
 
 impl ChatMessage {
@@ -123,6 +127,7 @@ impl ChatMessage {
         Self {
             role,
             content: content.into(),
+            thinking: None,
         }
     }
 }
@@ -193,6 +198,9 @@ pub struct GenerateResponse {
     pub model: String,
     pub created_at: String,
     pub response: String,
+    /// A reasoning model's thoughts before the answer, when it had any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<String>,
     pub done: bool,
     /// `stop` (natural end or stop sequence) or `length` (token limit).
     pub done_reason: Option<String>,
@@ -239,12 +247,16 @@ pub struct Counters {
 }
 
 /// `data:` of each token frame of every SSE stream (generate, chat and
-/// generations alike), so one client parser serves them all.
+/// generations alike), so one client parser serves them all. A reasoning
+/// model's thoughts come first, in frames whose `response` is empty and
+/// whose `thinking` holds them (as Ollama sends them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TokenChunk<'a> {
     #[serde(borrow)]
     pub response: Cow<'a, str>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<Cow<'a, str>>,
     /// Always `false`: the end of a stream is its own `event: done` frame.
     pub done: bool,
 }
@@ -294,7 +306,7 @@ pub struct CreateGenerationRequest {
     pub keep_alive: Option<KeepAlive>,
     /// Whether a reasoning model thinks before it answers (`true`, `false`,
     /// or a level: `"low"`, `"medium"`, `"high"`), for backends that support
-    /// it. Only the answer is relayed, not the reasoning.
+    /// it. The reasoning comes apart from the answer, as `thinking`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub think: Option<Think>,
 }
@@ -330,7 +342,11 @@ pub struct GenerationState {
     pub created_at: String,
     /// The text produced so far (all of it, once finished).
     pub text: String,
-    /// Tokens produced so far; also the `id` of the last token frame.
+    /// The reasoning before the text, when the model gave any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<String>,
+    /// Tokens produced so far (reasoning included); also the `id` of the
+    /// last token frame.
     pub tokens: u64,
     /// Why it failed or was cancelled.
     pub error: Option<String>,
@@ -354,6 +370,7 @@ mod tests {
     fn token_chunk_has_the_go_apis_exact_shape() {
         let chunk = TokenChunk {
             response: "Hello".into(),
+            thinking: None,
             done: false,
         };
         assert_eq!(

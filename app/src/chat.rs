@@ -14,6 +14,7 @@ mod location;
 mod message_list;
 mod model_picker;
 mod preferences;
+mod reasoning;
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 mod session;
 mod settings;

@@ -8,6 +8,7 @@ export const FAKE_URL = `http://127.0.0.1:${process.env.E2E_FAKE_PORT}`;
 export interface Behavior {
   tokens?: number;
   reply?: string;
+  thinking?: string;
   token_delay_ms?: number;
   headers_delay_ms?: number;
   hang_before_headers?: boolean;

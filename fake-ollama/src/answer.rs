@@ -36,6 +36,8 @@ pub struct Answer {
     pub behavior: Behavior,
     /// The model name as a JSON string, ready to paste into every line.
     model_json: String,
+    /// Reasoning, streamed before the answer's tokens.
+    thoughts: Vec<String>,
     tokens: Vec<String>,
     /// Whether `num_predict` cut the answer short.
     hit_length_limit: bool,
@@ -46,6 +48,11 @@ pub struct Answer {
 impl Answer {
     pub fn new(endpoint: Endpoint, model: String, behavior: Behavior, request: &Value) -> Self {
         let mut tokens = behavior.answer_tokens();
+        let thoughts = if request["think"] == json!(false) {
+            Vec::new()
+        } else {
+            behavior.thinking_tokens()
+        };
         let limit = request["options"]["num_predict"]
             .as_i64()
             .filter(|limit| *limit >= 0)
@@ -64,6 +71,7 @@ impl Answer {
             model_json: serde_json::to_string(&model).expect("strings serialise"),
             model,
             behavior,
+            thoughts,
             tokens,
             hit_length_limit,
             prompt_eval_count,
@@ -79,14 +87,7 @@ impl Answer {
     /// bytes `serde_json` would give for Ollama's chunk, without building a
     /// JSON value per token, so the fake is never the bottleneck).
     fn push_token_line(&self, token: &str, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"model\":");
-        out.extend_from_slice(self.model_json.as_bytes());
-        out.extend_from_slice(b",\"created_at\":\"");
-        let _ = write!(
-            out,
-            "{}",
-            humantime::format_rfc3339_nanos(std::time::SystemTime::now())
-        );
+        self.push_line_start(out);
         match self.endpoint {
             Endpoint::Generate => {
                 out.extend_from_slice(b"\",\"response\":");
@@ -101,12 +102,43 @@ impl Answer {
         }
     }
 
+    /// Appends one line of reasoning, as Ollama sends a thinking model's.
+    fn push_thought_line(&self, thought: &str, out: &mut Vec<u8>) {
+        self.push_line_start(out);
+        match self.endpoint {
+            Endpoint::Generate => {
+                out.extend_from_slice(b"\",\"response\":\"\",\"thinking\":");
+                serde_json::to_writer(&mut *out, thought).expect("strings serialise");
+                out.extend_from_slice(b",\"done\":false}\n");
+            }
+            Endpoint::Chat => {
+                out.extend_from_slice(
+                    b"\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"thinking\":",
+                );
+                serde_json::to_writer(&mut *out, thought).expect("strings serialise");
+                out.extend_from_slice(b"},\"done\":false}\n");
+            }
+        }
+    }
+
+    /// `{"model":…,"created_at":"…`: how every line starts.
+    fn push_line_start(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"model\":");
+        out.extend_from_slice(self.model_json.as_bytes());
+        out.extend_from_slice(b",\"created_at\":\"");
+        let _ = write!(
+            out,
+            "{}",
+            humantime::format_rfc3339_nanos(std::time::SystemTime::now())
+        );
+    }
+
     /// The `done: true` object; `text` is the text it carries (usually empty).
     /// Its durations are synthetic but consistent (derived from the token
     /// counts and pacing), so tests can compare answers byte for byte.
     fn done_object(&self, text: &str) -> Value {
         const MS: u64 = 1_000_000;
-        let eval_count = self.tokens.len() as u64;
+        let eval_count = (self.thoughts.len() + self.tokens.len()) as u64;
         let prompt_eval_count = self.prompt_eval_count as u64;
         let load_duration = 2 * MS;
         let prompt_eval_duration = prompt_eval_count * MS / 2;
@@ -150,7 +182,7 @@ impl Answer {
     /// The conversation's token ids after this answer, as Ollama returns them.
     fn context_after(&self) -> Vec<i64> {
         let start = self.context.len() as i64;
-        let added = (self.prompt_eval_count + self.tokens.len()) as i64;
+        let added = (self.prompt_eval_count + self.thoughts.len() + self.tokens.len()) as i64;
         self.context
             .iter()
             .copied()
@@ -162,6 +194,9 @@ impl Answer {
     /// stream would be paced. `Err` carries the error body of a failed answer.
     pub async fn whole(self, guard: &mut AnswerGuard) -> Result<Value, Value> {
         let cut = self.behavior.fault();
+        for _ in &self.thoughts {
+            tokio::time::sleep(self.behavior.token_delay()).await;
+        }
         let mut text = String::new();
         for (index, token) in self.tokens.iter().enumerate() {
             if let Some((after, fault)) = cut
@@ -175,7 +210,15 @@ impl Answer {
             guard.token_sent();
         }
         guard.finish();
-        Ok(self.done_object(&text))
+        let mut done = self.done_object(&text);
+        if !self.thoughts.is_empty() {
+            let thinking = json!(self.thoughts.concat());
+            match self.endpoint {
+                Endpoint::Generate => done["thinking"] = thinking,
+                Endpoint::Chat => done["message"]["thinking"] = thinking,
+            }
+        }
+        Ok(done)
     }
 
     /// The answer as Ollama's NDJSON stream: one line per token, each its
@@ -189,6 +232,13 @@ impl Answer {
             let last = self.tokens.len().saturating_sub(1);
             let mut final_text = "";
             let mut pending = Vec::new();
+            for thought in &self.thoughts {
+                if paced {
+                    tokio::time::sleep(self.behavior.token_delay()).await;
+                }
+                self.push_thought_line(thought, &mut pending);
+                yield Ok(Bytes::from(std::mem::take(&mut pending)));
+            }
             for (index, token) in self.tokens.iter().enumerate() {
                 if let Some((after, fault)) = cut && index == after {
                     match fault {
@@ -278,6 +328,27 @@ mod tests {
                 String::from_utf8(line).unwrap(),
                 String::from_utf8(expected_line).unwrap()
             );
+        }
+    }
+
+    #[test]
+    fn thought_lines_match_serde_json() {
+        for endpoint in [Endpoint::Generate, Endpoint::Chat] {
+            let answer = Answer::new(endpoint, "m".into(), Behavior::default(), &json!({}));
+            let thought = "hm \"é\"\n";
+            let mut line = Vec::new();
+            answer.push_thought_line(thought, &mut line);
+            let parsed: Value = serde_json::from_slice(&line).unwrap();
+            let expected = match endpoint {
+                Endpoint::Generate => json!({"model": "m", "created_at": parsed["created_at"],
+                                             "response": "", "thinking": thought, "done": false}),
+                Endpoint::Chat => json!({"model": "m", "created_at": parsed["created_at"],
+                                         "message": {"role": "assistant", "content": "", "thinking": thought},
+                                         "done": false}),
+            };
+            let mut expected_line = serde_json::to_vec(&expected).unwrap();
+            expected_line.push(b'\n');
+            assert_eq!(line, expected_line);
         }
     }
 }

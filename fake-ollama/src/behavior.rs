@@ -13,6 +13,9 @@ pub struct Behavior {
     pub tokens: usize,
     /// The exact answer; split into tokens at word boundaries.
     pub reply: Option<String>,
+    /// Reasoning streamed before the answer, as Ollama streams a thinking
+    /// model's (`thinking` chunks), unless the request says `think: false`.
+    pub thinking: Option<String>,
     /// Pause before each token, in milliseconds.
     pub token_delay_ms: u64,
     /// Pause before the response headers, in milliseconds.
@@ -40,6 +43,7 @@ impl Default for Behavior {
         Self {
             tokens: 8,
             reply: None,
+            thinking: None,
             token_delay_ms: 0,
             headers_delay_ms: 0,
             hang_before_headers: false,
@@ -74,6 +78,14 @@ impl Behavior {
                 })
                 .collect(),
         }
+    }
+
+    /// The reasoning's tokens, split as the answer's are.
+    pub fn thinking_tokens(&self) -> Vec<String> {
+        self.thinking
+            .as_deref()
+            .map(split_into_tokens)
+            .unwrap_or_default()
     }
 
     pub fn token_delay(&self) -> Duration {

@@ -99,6 +99,8 @@ pub struct NewMessage {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SavedReply {
     pub content: String,
+    /// The reasoning before it, when the model gave any.
+    pub thinking: Option<String>,
     pub status: MessageStatus,
     pub error: Option<String>,
     pub stats: Option<MessageStats>,
@@ -173,6 +175,7 @@ mod tests {
             parent_id: parent.map(Into::into),
             role: Role::User,
             content: id.into(),
+            thinking: None,
             model: None,
             status: MessageStatus::Complete,
             error: None,

@@ -108,6 +108,9 @@ pub struct Snapshot {
     pub created_at: String,
     /// The text so far (all of it, once finished).
     pub text: String,
+    /// The reasoning before the text (empty when there was none).
+    pub reasoning: String,
+    /// Tokens so far, reasoning included.
     pub tokens: u64,
     /// How it ended, once it has.
     pub end: Option<End>,
@@ -123,6 +126,9 @@ pub struct TokenRun {
     pub text: String,
     /// Where each token ends in `text`.
     pub ends: Vec<usize>,
+    /// How many of the first tokens are reasoning (it comes before the
+    /// answer, so the rest are the answer's).
+    pub reasoning: usize,
 }
 
 impl TokenRun {
@@ -137,6 +143,27 @@ impl TokenRun {
     /// The number of the last token, if any.
     pub fn last(&self) -> Option<u64> {
         (!self.is_empty()).then(|| self.first + self.ends.len() as u64 - 1)
+    }
+
+    /// Whether token number `id` is reasoning.
+    pub fn is_reasoning(&self, id: u64) -> bool {
+        id < self.first + self.reasoning as u64
+    }
+
+    /// The text of the reasoning tokens.
+    pub fn reasoning_text(&self) -> &str {
+        &self.text[..self.reasoning_end()]
+    }
+
+    /// The text of the answer tokens.
+    pub fn answer_text(&self) -> &str {
+        &self.text[self.reasoning_end()..]
+    }
+
+    fn reasoning_end(&self) -> usize {
+        self.reasoning
+            .checked_sub(1)
+            .map_or(0, |last| self.ends[last])
     }
 
     /// `(number, text)` of each token.

@@ -1,11 +1,14 @@
 //! A model's answer as it is produced, and what carries it to a client:
 //! [`TokenStream`] (what every backend answers with), [`coalesce`] (burst
-//! batching), [`collect`] (the whole answer, for non-streaming clients) and
-//! [`body`] (the streaming HTTP body every dialect writes into).
+//! batching), [`collect`] (the whole answer, for non-streaming clients),
+//! [`reasoning`] (`<think>` tags read as reasoning) and [`body`] (the
+//! streaming HTTP body every dialect writes into).
 
 pub mod body;
 pub mod coalesce;
+pub mod reasoning;
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,13 +16,18 @@ use std::task::{Context, Poll};
 use app::api::Counters;
 use futures_util::{Stream, StreamExt};
 
+use self::reasoning::ThinkTags;
 use crate::backend::BackendError;
 
 /// One step of an answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
-    /// The next piece of text (never empty).
+    /// The next piece of the answer's text (never empty).
     Token(String),
+    /// The next piece of the model's reasoning (never empty). Reasoning
+    /// comes before the answer: a [`TokenStream`] gives none after its
+    /// first `Token`.
+    Thinking(String),
     /// The answer ended normally; nothing follows.
     Done(Completion),
 }
@@ -39,14 +47,23 @@ pub struct Completion {
 
 type Events = Pin<Box<dyn Stream<Item = Result<StreamEvent, BackendError>> + Send>>;
 
-/// A backend's answer. Whatever the backend does, it yields tokens, then
-/// exactly one final item (`Done` or an error), then ends; an answer that
-/// stops short ends with [`BackendError::EndedEarly`]. The backend's stream
-/// is released as soon as the final item is out, and an error is logged
-/// with its detail as it passes. Dropping it cancels the answer upstream.
+/// A backend's answer. Whatever the backend does, it yields reasoning, then
+/// tokens, then exactly one final item (`Done` or an error), then ends; an
+/// answer that stops short ends with [`BackendError::EndedEarly`]. An
+/// answer that opens with `<think>` has that part given as reasoning
+/// ([`reasoning`]), and reasoning a backend reports after the answer has
+/// started is given as answer text (kept, in the order it came). The
+/// backend's stream is released as soon as the final item is out, and an
+/// error is logged with its detail as it passes. Dropping it cancels the
+/// answer upstream.
 pub struct TokenStream {
     backend: Arc<str>,
     events: Option<Events>,
+    think_tags: ThinkTags,
+    answered: bool,
+    /// Events already read and not yet given out (only while the answer's
+    /// opening is read for tags, and at its end).
+    pending: VecDeque<Result<StreamEvent, BackendError>>,
 }
 
 impl TokenStream {
@@ -57,6 +74,9 @@ impl TokenStream {
         Self {
             backend,
             events: Some(Box::pin(events)),
+            think_tags: ThinkTags::default(),
+            answered: false,
+            pending: VecDeque::new(),
         }
     }
 
@@ -70,35 +90,73 @@ impl Stream for TokenStream {
     type Item = Result<StreamEvent, BackendError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let Some(events) = self.events.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let event = match std::task::ready!(events.as_mut().poll_next(cx)) {
-            Some(Ok(StreamEvent::Token(text))) => {
-                return Poll::Ready(Some(Ok(StreamEvent::Token(text))));
+        let this = &mut *self;
+        loop {
+            if let Some(event) = this.pending.pop_front() {
+                return Poll::Ready(Some(event));
             }
-            Some(event) => event,
-            None => Err(BackendError::EndedEarly {
-                backend: self.backend.clone(),
-            }),
-        };
-        if let Err(error) = &event {
-            error.log();
+            let Some(events) = this.events.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let event = match std::task::ready!(events.as_mut().poll_next(cx)) {
+                Some(Ok(StreamEvent::Token(text))) => {
+                    this.answered = true;
+                    if this.think_tags.is_passing() {
+                        return Poll::Ready(Some(Ok(StreamEvent::Token(text))));
+                    }
+                    let pending = &mut this.pending;
+                    this.think_tags
+                        .push(text, &mut |event| pending.push_back(Ok(event)));
+                    continue;
+                }
+                Some(Ok(StreamEvent::Thinking(text))) => {
+                    this.think_tags.reasoning_reported();
+                    let event = if this.answered {
+                        StreamEvent::Token(text)
+                    } else {
+                        StreamEvent::Thinking(text)
+                    };
+                    return Poll::Ready(Some(Ok(event)));
+                }
+                Some(event) => event,
+                None => Err(BackendError::EndedEarly {
+                    backend: this.backend.clone(),
+                }),
+            };
+            if let Err(error) = &event {
+                error.log();
+            }
+            // The end: release the backend's stream (its connection, its slot) now.
+            this.events = None;
+            let pending = &mut this.pending;
+            this.think_tags
+                .finish(&mut |event| pending.push_back(Ok(event)));
+            pending.push_back(event);
         }
-        // The end: release the backend's stream (its connection, its slot) now.
-        self.events = None;
-        Poll::Ready(Some(event))
     }
+}
+
+/// A whole answer.
+#[derive(Debug, Default, PartialEq)]
+pub struct Collected {
+    pub text: String,
+    /// The model's reasoning before it (empty when it gave none).
+    pub reasoning: String,
+    pub completion: Completion,
 }
 
 /// Drains an answer into its whole text and how it ended, for clients that
 /// asked for one JSON answer.
-pub async fn collect(mut tokens: TokenStream) -> Result<(String, Completion), BackendError> {
-    let mut text = String::new();
+pub async fn collect(mut tokens: TokenStream) -> Result<Collected, BackendError> {
+    let mut collected = Collected::default();
     while let Some(event) = tokens.next().await {
         match event? {
-            StreamEvent::Token(token) => text.push_str(&token),
-            StreamEvent::Done(completion) => return Ok((text, completion)),
+            StreamEvent::Token(token) => collected.text.push_str(&token),
+            StreamEvent::Thinking(thought) => collected.reasoning.push_str(&thought),
+            StreamEvent::Done(completion) => {
+                collected.completion = completion;
+                return Ok(collected);
+            }
         }
     }
     // A token stream always ends with a final item; this is only its shape.
@@ -151,8 +209,67 @@ mod tests {
             "fake".into(),
             futures_util::stream::iter([token("Hel"), token("lo"), done]),
         );
-        let (text, completion) = collect(tokens).await.unwrap();
-        assert_eq!(text, "Hello");
-        assert_eq!(completion.done_reason.as_deref(), Some("stop"));
+        let collected = collect(tokens).await.unwrap();
+        assert_eq!(collected.text, "Hello");
+        assert_eq!(collected.reasoning, "");
+        assert_eq!(collected.completion.done_reason.as_deref(), Some("stop"));
+    }
+
+    fn thinking(text: &str) -> Result<StreamEvent, BackendError> {
+        Ok(StreamEvent::Thinking(text.into()))
+    }
+
+    #[tokio::test]
+    async fn think_tags_at_the_start_become_reasoning() {
+        let done = Ok(StreamEvent::Done(Completion::default()));
+        let tokens = TokenStream::new(
+            "fake".into(),
+            futures_util::stream::iter([
+                token("<thi"),
+                token("nk>Hmm."),
+                token("</think>\n"),
+                token("Paris"),
+                done.clone(),
+            ]),
+        );
+        let events: Vec<_> = tokens.collect().await;
+        assert_eq!(events, [thinking("Hmm."), token("Paris"), done]);
+    }
+
+    #[tokio::test]
+    async fn held_text_comes_out_before_the_end() {
+        let failed = Err(BackendError::EndedEarly {
+            backend: "fake".into(),
+        });
+        let tokens = TokenStream::new(
+            "fake".into(),
+            futures_util::stream::iter([token("<think>Hmm</thi"), failed.clone()]),
+        );
+        let events: Vec<_> = tokens.collect().await;
+        assert_eq!(events, [thinking("Hmm"), thinking("</thi"), failed]);
+    }
+
+    #[tokio::test]
+    async fn reported_reasoning_comes_first_and_tags_are_then_text() {
+        let done = Ok(StreamEvent::Done(Completion::default()));
+        let tokens = TokenStream::new(
+            "fake".into(),
+            futures_util::stream::iter([
+                thinking("Hmm"),
+                token("<think>literal"),
+                thinking("late"),
+                done.clone(),
+            ]),
+        );
+        let events: Vec<_> = tokens.collect().await;
+        assert_eq!(
+            events,
+            [
+                thinking("Hmm"),
+                token("<think>literal"),
+                token("late"),
+                done
+            ]
+        );
     }
 }

@@ -38,6 +38,9 @@ pub struct ConversationMessage {
     /// The text; for an answer that did not complete, what it said before it
     /// stopped.
     pub content: String,
+    /// A reasoning model's thoughts before the answer, when it had any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<String>,
     /// The model that wrote it (answers).
     pub model: Option<String>,
     pub status: MessageStatus,

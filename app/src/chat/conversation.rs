@@ -116,6 +116,8 @@ pub struct Turn {
     /// The generation writing it, while it is written.
     pub generation: ArcRwSignal<Option<String>>,
     pub text: ArcRwSignal<String>,
+    /// A reasoning model's thoughts before the answer.
+    pub thinking: ArcRwSignal<String>,
     pub status: ArcRwSignal<TurnStatus>,
     pub error: ArcRwSignal<Option<String>>,
     pub stats: ArcRwSignal<Option<AnswerStats>>,
@@ -136,6 +138,7 @@ impl Turn {
             saved_as: ArcRwSignal::new(None),
             generation: ArcRwSignal::new(None),
             text: ArcRwSignal::new(text),
+            thinking: ArcRwSignal::new(String::new()),
             status: ArcRwSignal::new(status),
             error: ArcRwSignal::new(None),
             stats: ArcRwSignal::new(None),
@@ -154,6 +157,8 @@ impl Turn {
         };
         let turn = Self::new(id, message.role, message.content.clone(), status);
         turn.saved_as.set(Some(message.id.clone()));
+        turn.thinking
+            .set(message.thinking.clone().unwrap_or_default());
         turn.generation.set(message.generation_id.clone());
         turn.error.set(message.error.clone());
         turn.stats
@@ -179,6 +184,7 @@ mod tests {
             parent_id: Some("q1".into()),
             role: Role::Assistant,
             content: "Half an ans".into(),
+            thinking: Some("Hm.".into()),
             model: Some("llama3.2".into()),
             status: MessageStatus::Interrupted,
             error: Some("the server stopped".into()),
@@ -190,6 +196,7 @@ mod tests {
         assert_eq!(turn.status.get_untracked(), TurnStatus::Interrupted);
         assert_eq!(turn.saved_as.get_untracked().as_deref(), Some("m1"));
         assert_eq!(turn.text.get_untracked(), "Half an ans");
+        assert_eq!(turn.thinking.get_untracked(), "Hm.");
         assert_eq!(
             turn.error.get_untracked().as_deref(),
             Some("the server stopped")

@@ -5,6 +5,7 @@ use leptos::html::Div;
 use leptos::prelude::*;
 
 use super::conversation::{Turn, TurnStatus};
+use super::reasoning::Reasoning;
 use super::session::Session;
 use crate::api::Role;
 use crate::clipboard;
@@ -148,7 +149,12 @@ fn Bubble(
                     let status = status.clone();
                     move || status.get().is_pending()
                 });
-                view! { <Markdown text streaming /> }.into_any()
+                let thinking = turn.thinking.clone();
+                let answer = text.clone();
+                view! {
+                    <Reasoning thinking answer streaming />
+                    <Markdown text streaming />
+                }.into_any()
             }}
             {move || note().map(|note| view! { <p class="message-note" data-testid="message-note">{note}</p> })}
             {move || {

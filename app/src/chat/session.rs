@@ -311,6 +311,7 @@ impl Session {
                 return;
             };
             turn.text.set(String::new());
+            turn.thinking.set(String::new());
             turn.status.set(TurnStatus::Waiting);
             let created = crate::api::GenerationCreated {
                 events_url: format!("/api/v1/generations/{generation}/events"),

@@ -141,7 +141,7 @@ impl Transport {
             turn,
             started_ms,
             first_token_ms: None,
-            whole: whole.then(String::new),
+            whole: whole.then(Gathered::default),
         };
         while let Some(event) = events.next().await {
             let ended = match event {
@@ -179,7 +179,14 @@ struct Reader<'a> {
     started_ms: f64,
     first_token_ms: Option<f64>,
     /// For a whole answer: the text gathered so far, shown at the end.
-    whole: Option<String>,
+    whole: Option<Gathered>,
+}
+
+/// A whole answer's reasoning and text, until it is shown.
+#[derive(Default)]
+struct Gathered {
+    thinking: String,
+    text: String,
 }
 
 impl Reader<'_> {
@@ -197,19 +204,26 @@ impl Reader<'_> {
                 self.first_token_ms
                     .get_or_insert_with(|| now_ms() - self.started_ms);
                 if let Some(gathered) = &mut self.whole {
-                    gathered.push_str(&chunk.response);
+                    if let Some(thought) = &chunk.thinking {
+                        gathered.thinking.push_str(thought);
+                    }
+                    gathered.text.push_str(&chunk.response);
                     return false;
                 }
                 if turn.status.get_untracked() != TurnStatus::Streaming {
                     turn.status.set(TurnStatus::Streaming);
                 }
-                turn.text.update(|text| text.push_str(&chunk.response));
+                if let Some(thought) = &chunk.thinking {
+                    turn.thinking.update(|thinking| thinking.push_str(thought));
+                }
+                if !chunk.response.is_empty() {
+                    turn.text.update(|text| text.push_str(&chunk.response));
+                }
                 false
             }
             EVENT_DONE => {
                 let done = json::<DoneChunk>(event);
-                if let Some(gathered) = self.whole.take() {
-                    turn.text.set(gathered);
+                if self.show_gathered() {
                     let waited = now_ms() - self.started_ms;
                     turn.stats
                         .set(done.map(|done| AnswerStats::from_whole(&done, waited)));
@@ -244,7 +258,9 @@ impl Reader<'_> {
             }
             "open" => {
                 if turn.status.get_untracked() == TurnStatus::Reconnecting {
-                    let resumed = if turn.text.with_untracked(String::is_empty) {
+                    let nothing_yet = turn.text.with_untracked(String::is_empty)
+                        && turn.thinking.with_untracked(String::is_empty);
+                    let resumed = if nothing_yet {
                         TurnStatus::Waiting
                     } else {
                         TurnStatus::Streaming
@@ -267,11 +283,15 @@ impl Reader<'_> {
         false
     }
 
-    /// A whole answer that ended early still shows what it said.
-    fn show_gathered(&mut self) {
-        if let Some(gathered) = self.whole.take() {
-            self.turn.text.set(gathered);
-        }
+    /// Shows a whole answer (one that ended early still shows what it
+    /// said); false when the answer streamed.
+    fn show_gathered(&mut self) -> bool {
+        let Some(gathered) = self.whole.take() else {
+            return false;
+        };
+        self.turn.thinking.set(gathered.thinking);
+        self.turn.text.set(gathered.text);
+        true
     }
 }
 

@@ -355,6 +355,12 @@ fn decode(
             };
             match wire::parse_line(&line) {
                 Ok(Line::Token(text)) => yield Ok(StreamEvent::Token(text)),
+                Ok(Line::Thinking { thinking, then }) => {
+                    yield Ok(StreamEvent::Thinking(thinking));
+                    if let Some(text) = then {
+                        yield Ok(StreamEvent::Token(text));
+                    }
+                }
                 Ok(Line::Skip) => {}
                 Ok(Line::Done { text, completion }) => {
                     // The final chunk can carry text of its own (the Go API dropped it).

@@ -291,6 +291,7 @@ impl NewMessage {
 /// bounded, whatever its length), and once at the end.
 async fn keep(store: Arc<dyn ConversationStore>, message_id: String, mut events: EventStream) {
     let mut text = String::new();
+    let mut reasoning = String::new();
     let mut saved = 0;
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -299,14 +300,18 @@ async fn keep(store: Arc<dyn ConversationStore>, message_id: String, mut events:
     let ending = loop {
         tokio::select! {
             event = events.next() => match event {
-                Some(GenerationEvent::Tokens(run)) => text.push_str(&run.text),
+                Some(GenerationEvent::Tokens(run)) => {
+                    reasoning.push_str(run.reasoning_text());
+                    text.push_str(run.answer_text());
+                }
                 Some(GenerationEvent::End(end)) => break Some(end),
                 None => break None,
             },
             _ = flush.tick() => {
-                if text.len() != saved {
+                if text.len() + reasoning.len() != saved {
                     let reply = SavedReply {
                         content: text.clone(),
+                        thinking: native::non_empty(reasoning.clone()),
                         status: MessageStatus::Streaming,
                         error: None,
                         stats: None,
@@ -314,7 +319,7 @@ async fn keep(store: Arc<dyn ConversationStore>, message_id: String, mut events:
                     if let Err(error) = store.save_reply(&message_id, reply).await {
                         tracing::warn!(%error, "cannot save an answer's progress");
                     }
-                    saved = text.len();
+                    saved = text.len() + reasoning.len();
                 }
             }
         }
@@ -343,6 +348,7 @@ async fn keep(store: Arc<dyn ConversationStore>, message_id: String, mut events:
     };
     let reply = SavedReply {
         content: text,
+        thinking: native::non_empty(reasoning),
         status,
         error,
         stats,

@@ -135,8 +135,9 @@ impl SqliteStore {
         .map_err(StoreError::database)?
         .ok_or_else(|| StoreError::NoConversation(id.to_string()))?;
         let messages: Vec<MessageRow> = sqlx::query_as(
-            "SELECT id, parent_id, role, content, model, status, error, stats, generation_id, \
-             created_at FROM messages WHERE conversation_id = $1 ORDER BY created_at, id",
+            "SELECT id, parent_id, role, content, thinking, model, status, error, stats, \
+             generation_id, created_at FROM messages WHERE conversation_id = $1 \
+             ORDER BY created_at, id",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -274,6 +275,7 @@ impl SqliteStore {
             parent_id: message.parent_id,
             role: message.role,
             content: message.content,
+            thinking: None,
             model: message.model,
             status: message.status,
             error: message.error,
@@ -417,7 +419,7 @@ impl ConversationStore for SqliteStore {
             let _turn = self.turn().await;
             sqlx::query(
                 "UPDATE messages SET content = $2, status = $3, error = $4, \
-                 stats = COALESCE($5, stats), \
+                 stats = COALESCE($5, stats), thinking = $6, \
                  generation_id = CASE WHEN $3 = 'streaming' THEN generation_id ELSE NULL END \
                  WHERE id = $1",
             )
@@ -426,6 +428,7 @@ impl ConversationStore for SqliteStore {
             .bind(status_name(reply.status))
             .bind(reply.error.as_deref())
             .bind(stats)
+            .bind(reply.thinking.as_deref())
             .execute(&self.pool)
             .await
             .map_err(StoreError::database)?;
@@ -487,6 +490,7 @@ struct MessageRow {
     parent_id: Option<String>,
     role: String,
     content: String,
+    thinking: Option<String>,
     model: Option<String>,
     status: String,
     error: Option<String>,
@@ -502,6 +506,7 @@ impl MessageRow {
             parent_id: self.parent_id,
             role: parse_role(&self.role),
             content: self.content,
+            thinking: self.thinking,
             model: self.model,
             status: parse_status(&self.status),
             error: self.error,

@@ -15,7 +15,7 @@ pub use self::events::{stream_answer, stream_generation};
 use crate::error::AppError;
 use crate::generations::{End, Snapshot, Status};
 use crate::inference::{InferenceRequest, Input, KeepAlive, Message, Options, Role, Think};
-use crate::stream::Completion;
+use crate::stream::{Collected, Completion};
 
 // ------------------------------------------------------------ requests
 
@@ -175,15 +175,17 @@ fn answering_model(asked: String, completion: &mut Completion) -> String {
     }
 }
 
-pub fn generate_response(
-    asked: String,
-    text: String,
-    mut completion: Completion,
-) -> GenerateResponse {
+pub fn generate_response(asked: String, answer: Collected) -> GenerateResponse {
+    let Collected {
+        text,
+        reasoning,
+        mut completion,
+    } = answer;
     GenerateResponse {
         model: answering_model(asked, &mut completion),
         created_at: completion.created_at,
         response: text,
+        thinking: non_empty(reasoning),
         done: true,
         done_reason: completion.done_reason,
         context: completion.context,
@@ -191,15 +193,28 @@ pub fn generate_response(
     }
 }
 
-pub fn chat_response(asked: String, text: String, mut completion: Completion) -> ChatResponse {
+pub fn chat_response(asked: String, answer: Collected) -> ChatResponse {
+    let Collected {
+        text,
+        reasoning,
+        mut completion,
+    } = answer;
     ChatResponse {
         model: answering_model(asked, &mut completion),
         created_at: completion.created_at,
-        message: ChatMessage::new(WireRole::Assistant, text),
+        message: ChatMessage {
+            thinking: non_empty(reasoning),
+            ..ChatMessage::new(WireRole::Assistant, text)
+        },
         done: true,
         done_reason: completion.done_reason,
         counters: completion.counters,
     }
+}
+
+/// Reasoning as the wire carries it: absent when there was none.
+pub fn non_empty(reasoning: String) -> Option<String> {
+    (!reasoning.is_empty()).then_some(reasoning)
 }
 
 /// The counters a stream's `event: done` carries.
@@ -237,6 +252,7 @@ pub fn generation_state(snapshot: Snapshot) -> GenerationState {
         },
         created_at: snapshot.created_at,
         text: snapshot.text,
+        thinking: non_empty(snapshot.reasoning),
         tokens: snapshot.tokens,
         error,
         stats,

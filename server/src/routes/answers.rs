@@ -48,16 +48,18 @@ pub async fn generate(
     let request = native::generate_request(request)?;
     let model = request.model.clone();
     let tokens = state.registry.infer(request).await?;
-    let (text, completion) = stream::collect(tokens).await?;
-    Ok(Json(native::generate_response(model, text, completion)))
+    let answer = stream::collect(tokens).await?;
+    Ok(Json(native::generate_response(model, answer)))
 }
 
 /// Completes a prompt, streaming tokens as Server-Sent Events.
 ///
-/// Each token is `data: {"response":"…","done":false}`. A successful stream
-/// ends with `event: done` whose data is a `DoneChunk`; a failure after the
-/// stream started ends it with `event: error` and an `ErrorBody`. Failures
-/// before the first byte are ordinary JSON error answers.
+/// Each token is `data: {"response":"…","done":false}`; a reasoning model's
+/// thoughts come first as `data: {"response":"","thinking":"…","done":false}`.
+/// A successful stream ends with `event: done` whose data is a `DoneChunk`;
+/// a failure after the stream started ends it with `event: error` and an
+/// `ErrorBody`. Failures before the first byte are ordinary JSON error
+/// answers.
 #[utoipa::path(
     post,
     path = "/generate/stream",
@@ -106,8 +108,8 @@ pub async fn chat(
     let request = native::chat_request(request)?;
     let model = request.model.clone();
     let tokens = state.registry.infer(request).await?;
-    let (text, completion) = stream::collect(tokens).await?;
-    Ok(Json(native::chat_response(model, text, completion)))
+    let answer = stream::collect(tokens).await?;
+    Ok(Json(native::chat_response(model, answer)))
 }
 
 /// Answers a conversation, streaming tokens as Server-Sent Events, framed

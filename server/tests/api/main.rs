@@ -13,5 +13,6 @@ mod models;
 mod openapi;
 mod page;
 mod process;
+mod reasoning;
 mod shutdown;
 mod streaming;

@@ -166,8 +166,13 @@ fn options(options: &Options) -> Option<OptionsBody<'_>> {
 #[derive(Debug, PartialEq)]
 pub enum Line {
     Token(String),
-    /// A chunk with no text (a model's special token, or reasoning while
-    /// only the answer is relayed): nothing to pass on.
+    /// Reasoning (`thinking`), and the answer's first text when the same
+    /// chunk starts it.
+    Thinking {
+        thinking: String,
+        then: Option<String>,
+    },
+    /// A chunk with no text (a model's special token): nothing to pass on.
     Skip,
     Done {
         text: Option<String>,
@@ -184,15 +189,18 @@ pub fn parse_line(line: &[u8]) -> Result<Line, serde_json::Error> {
     if let Some(message) = chunk.error {
         return Ok(Line::Error(message));
     }
-    let text = match chunk.message {
-        Some(message) => message.content,
-        None => chunk.response,
+    let (text, thinking) = match chunk.message {
+        Some(message) => (message.content, message.thinking),
+        None => (chunk.response, chunk.thinking),
     };
     if !chunk.done {
-        return Ok(if text.is_empty() {
-            Line::Skip
-        } else {
-            Line::Token(text.into_owned())
+        return Ok(match (text.is_empty(), thinking.is_empty()) {
+            (true, true) => Line::Skip,
+            (false, true) => Line::Token(text.into_owned()),
+            (empty, false) => Line::Thinking {
+                thinking: thinking.into_owned(),
+                then: (!empty).then(|| text.into_owned()),
+            },
         });
     }
     Ok(Line::Done {
@@ -223,6 +231,9 @@ struct Chunk<'a> {
     created_at: Cow<'a, str>,
     #[serde(default, borrow)]
     response: Cow<'a, str>,
+    /// Reasoning, from `/api/generate`.
+    #[serde(default, borrow)]
+    thinking: Cow<'a, str>,
     #[serde(default, borrow)]
     message: Option<ChunkMessage<'a>>,
     #[serde(default)]
@@ -253,6 +264,8 @@ struct Chunk<'a> {
 struct ChunkMessage<'a> {
     #[serde(default, borrow)]
     content: Cow<'a, str>,
+    #[serde(default, borrow)]
+    thinking: Cow<'a, str>,
 }
 
 /// The body of an error answer.
@@ -319,6 +332,27 @@ mod tests {
         let chat = br#"{"model":"m","created_at":"t","message":{"role":"assistant","content":"lo\n"},"done":false}"#;
         assert_eq!(parse_line(generate).unwrap(), Line::Token("Hel".into()));
         assert_eq!(parse_line(chat).unwrap(), Line::Token("lo\n".into()));
+    }
+
+    #[test]
+    fn reasoning_lines_of_either_endpoint_give_their_thoughts() {
+        let generate =
+            br#"{"model":"m","created_at":"t","response":"","thinking":"Hm","done":false}"#;
+        let chat = br#"{"model":"m","created_at":"t","message":{"role":"assistant","content":"","thinking":"Hm"},"done":false}"#;
+        let both = br#"{"model":"m","created_at":"t","message":{"role":"assistant","content":"Paris","thinking":"."},"done":false}"#;
+        let thinking = |text: &str| Line::Thinking {
+            thinking: text.into(),
+            then: None,
+        };
+        assert_eq!(parse_line(generate).unwrap(), thinking("Hm"));
+        assert_eq!(parse_line(chat).unwrap(), thinking("Hm"));
+        assert_eq!(
+            parse_line(both).unwrap(),
+            Line::Thinking {
+                thinking: ".".into(),
+                then: Some("Paris".into())
+            }
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Our Server-Sent Events. A token frame is `data: {"response":"…",
-//! "done":false}` (with an `id:` line for generations); a stream ends with
+//! "done":false}` (with an `id:` line for generations), a reasoning frame
+//! `data: {"response":"","thinking":"…","done":false}`; a stream ends with
 //! `event: done`, `event: error` or `event: cancelled`. Frames are written
 //! straight into the buffer of the body chunk they leave in, as each event
 //! arrives.
@@ -72,6 +73,10 @@ impl Batch<Result<StreamEvent, BackendError>> for AnswerFrames {
                 write_token(&mut self.out, None, &text);
                 self.tokens += 1;
             }
+            Ok(StreamEvent::Thinking(text)) => {
+                write_thought(&mut self.out, None, &text);
+                self.tokens += 1;
+            }
             Ok(StreamEvent::Done(completion)) => {
                 write_event(&mut self.out, EVENT_DONE, &done_chunk(completion, None));
             }
@@ -133,7 +138,11 @@ impl Batch<GenerationEvent> for GenerationFrames {
             GenerationEvent::Tokens(run) => {
                 out.reserve(run.text.len() + 48 * run.len());
                 for (id, text) in run.iter() {
-                    write_token(out, Some(id), text);
+                    if run.is_reasoning(id) {
+                        write_thought(out, Some(id), text);
+                    } else {
+                        write_token(out, Some(id), text);
+                    }
                 }
                 self.tokens += run.len() as u64;
             }
@@ -170,16 +179,28 @@ impl Batch<GenerationEvent> for GenerationFrames {
 /// `data: {"response":…,"done":false}`, with `id: n` when resumable: the
 /// same bytes axum's `Event` would write, without building a value.
 fn write_token(out: &mut BytesMut, id: Option<u64>, text: &str) {
+    write_id(out, id, text);
+    out.put_slice(b"data: {\"response\":");
+    write_json(out, text);
+    out.put_slice(b",\"done\":false}\n\n");
+}
+
+/// `data: {"response":"","thinking":…,"done":false}`: a piece of reasoning.
+fn write_thought(out: &mut BytesMut, id: Option<u64>, text: &str) {
+    write_id(out, id, text);
+    out.put_slice(b"data: {\"response\":\"\",\"thinking\":");
+    write_json(out, text);
+    out.put_slice(b",\"done\":false}\n\n");
+}
+
+fn write_id(out: &mut BytesMut, id: Option<u64>, text: &str) {
     // The frame's text plus its framing (escapes may need more; rare).
-    out.reserve(text.len() + 48);
+    out.reserve(text.len() + 64);
     if let Some(id) = id {
         out.put_slice(b"id: ");
         out.put_slice(itoa::Buffer::new().format(id).as_bytes());
         out.put_u8(b'\n');
     }
-    out.put_slice(b"data: {\"response\":");
-    write_json(out, text);
-    out.put_slice(b",\"done\":false}\n\n");
 }
 
 fn write_event(out: &mut BytesMut, name: &str, data: &impl serde::Serialize) {
@@ -226,6 +247,7 @@ mod tests {
     #[test]
     fn answer_frames_have_the_wire_format() {
         let chunk = encode_answer(vec![
+            Ok(StreamEvent::Thinking("hm".into())),
             Ok(StreamEvent::Token("a \"b\"\n".into())),
             Ok(StreamEvent::Token("x".into())),
             Ok(StreamEvent::Done(Completion {
@@ -237,10 +259,11 @@ mod tests {
                 ..Completion::default()
             })),
         ]);
-        assert_eq!(chunk.tokens, 2);
+        assert_eq!(chunk.tokens, 3);
         assert_eq!(
             text(chunk),
             concat!(
+                "data: {\"response\":\"\",\"thinking\":\"hm\",\"done\":false}\n\n",
                 "data: {\"response\":\"a \\\"b\\\"\\n\",\"done\":false}\n\n",
                 "data: {\"response\":\"x\",\"done\":false}\n\n",
                 "event: done\ndata: {\"done\":true,\"done_reason\":\"stop\",\"total_duration\":0,",
@@ -271,16 +294,18 @@ mod tests {
     fn generation_frames_carry_their_token_numbers() {
         let chunk = encode_generation(vec![
             GenerationEvent::Tokens(TokenRun {
-                first: 4,
-                text: "ab\"c".into(),
-                ends: vec![1, 4],
+                first: 3,
+                text: "hmab\"c".into(),
+                ends: vec![2, 3, 6],
+                reasoning: 1,
             }),
             GenerationEvent::End(End::Cancelled("stopped".into())),
         ]);
-        assert_eq!(chunk.tokens, 2);
+        assert_eq!(chunk.tokens, 3);
         assert_eq!(
             text(chunk),
             concat!(
+                "id: 3\ndata: {\"response\":\"\",\"thinking\":\"hm\",\"done\":false}\n\n",
                 "id: 4\ndata: {\"response\":\"a\",\"done\":false}\n\n",
                 "id: 5\ndata: {\"response\":\"b\\\"c\",\"done\":false}\n\n",
                 "event: cancelled\ndata: {\"error\":\"stopped\"}\n\n"

@@ -61,10 +61,7 @@ async fn drive(generation: &Generation, tokens: TokenStream, max_bytes: usize) -
     let backend = tokens.backend().clone();
     let mut batches = coalesce(tokens);
     while let Some(batch) = batches.next().await {
-        let texts = batch.iter().map_while(|event| match event {
-            Ok(StreamEvent::Token(text)) => Some(text.as_str()),
-            _ => None,
-        });
+        let texts = batch.iter().map_while(|event| event.as_ref().ok());
         if !generation.append(texts, max_bytes) {
             return End::Failed(format!(
                 "the answer grew past the limit of {max_bytes} bytes"

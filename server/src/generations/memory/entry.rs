@@ -9,6 +9,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::generations::{End, Snapshot, Status, TokenRun};
+use crate::stream::StreamEvent;
 
 /// How a generation's driver stopped, before it is recorded.
 #[derive(Debug)]
@@ -36,9 +37,12 @@ pub struct Generation {
 
 #[derive(Debug)]
 struct Log {
+    /// The reasoning, then the answer, back to back.
     text: String,
     /// Byte offset in `text` where each token ends.
     token_ends: Vec<usize>,
+    /// How many of the first tokens are reasoning.
+    reasoning_tokens: usize,
     first_token_after: Option<Duration>,
     end: Option<End>,
 }
@@ -49,6 +53,15 @@ struct Log {
 pub struct Update {
     pub tokens: TokenRun,
     pub end: Option<End>,
+}
+
+impl Log {
+    /// Where the reasoning ends in `text`.
+    fn reasoning_end(&self) -> usize {
+        self.reasoning_tokens
+            .checked_sub(1)
+            .map_or(0, |last| self.token_ends[last])
+    }
 }
 
 impl Generation {
@@ -64,6 +77,7 @@ impl Generation {
             log: Mutex::new(Log {
                 text: String::new(),
                 token_ends: Vec::new(),
+                reasoning_tokens: 0,
                 first_token_after: None,
                 end: None,
             }),
@@ -79,23 +93,37 @@ impl Generation {
         self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds tokens; false when one would pass the size limit (those before
-    /// it are kept).
-    pub fn append<'a>(&self, tokens: impl Iterator<Item = &'a str>, max_bytes: usize) -> bool {
+    /// Adds tokens and reasoning (the end of an answer is not for the
+    /// log: see [`Generation::finish`]); false when one would pass the size
+    /// limit (those before it are kept).
+    pub fn append<'a>(
+        &self,
+        events: impl Iterator<Item = &'a StreamEvent>,
+        max_bytes: usize,
+    ) -> bool {
         let mut fits = true;
         {
             let mut log = self.log();
             if log.first_token_after.is_none() {
                 log.first_token_after = Some(self.started.elapsed());
             }
-            for token in tokens {
-                if log.text.len() + token.len() > max_bytes {
+            for event in events {
+                let (text, reasoning) = match event {
+                    StreamEvent::Token(text) => (text, false),
+                    StreamEvent::Thinking(text) => (text, true),
+                    StreamEvent::Done(_) => continue,
+                };
+                if log.text.len() + text.len() > max_bytes {
                     fits = false;
                     break;
                 }
-                log.text.push_str(token);
+                log.text.push_str(text);
                 let end = log.text.len();
                 log.token_ends.push(end);
+                // Reasoning only ever leads (a token stream's promise).
+                if reasoning && log.reasoning_tokens + 1 == log.token_ends.len() {
+                    log.reasoning_tokens += 1;
+                }
             }
         }
         self.changes.notify_waiters();
@@ -160,7 +188,8 @@ impl Generation {
                 Some(End::Cancelled(_)) => Status::Cancelled,
             },
             created_at: self.created_at.clone(),
-            text: log.text.clone(),
+            text: log.text[log.reasoning_end()..].to_string(),
+            reasoning: log.text[..log.reasoning_end()].to_string(),
             tokens: log.token_ends.len() as u64,
             end: log.end.clone(),
         }
@@ -186,6 +215,7 @@ impl Generation {
                     .iter()
                     .map(|end| end - start)
                     .collect(),
+                reasoning: log.reasoning_tokens.saturating_sub(first),
             },
             end: log.end.clone(),
         }
@@ -240,10 +270,46 @@ mod tests {
     use super::*;
     use crate::stream::Completion;
 
-    fn generation_with(tokens: &[&str]) -> Generation {
+    fn tokens(texts: &[&str]) -> Vec<StreamEvent> {
+        texts
+            .iter()
+            .map(|text| StreamEvent::Token(text.to_string()))
+            .collect()
+    }
+
+    fn generation_with(texts: &[&str]) -> Generation {
         let (generation, _) = Generation::new("g".into(), "m".into());
-        assert!(generation.append(tokens.iter().copied(), 1024));
+        assert!(generation.append(tokens(texts).iter(), 1024));
         generation
+    }
+
+    #[test]
+    fn reasoning_leads_the_log_and_the_snapshot_keeps_it_apart() {
+        let (generation, _) = Generation::new("g".into(), "m".into());
+        let events = [
+            StreamEvent::Thinking("Hm".into()),
+            StreamEvent::Thinking("m.".into()),
+            StreamEvent::Token("Paris".into()),
+        ];
+        assert!(generation.append(events.iter(), 1024));
+        let snapshot = generation.snapshot();
+        assert_eq!(
+            (snapshot.reasoning.as_str(), snapshot.text.as_str()),
+            ("Hmm.", "Paris")
+        );
+        assert_eq!(snapshot.tokens, 3);
+        let from_start = generation.read_after(0).tokens;
+        assert_eq!(from_start.reasoning, 2);
+        assert_eq!(from_start.reasoning_text(), "Hmm.");
+        assert_eq!(from_start.answer_text(), "Paris");
+        assert!(from_start.is_reasoning(2) && !from_start.is_reasoning(3));
+        let resumed = generation.read_after(1).tokens;
+        assert_eq!((resumed.reasoning, resumed.reasoning_text()), (1, "m."));
+        let answer_only = generation.read_after(2).tokens;
+        assert_eq!(
+            (answer_only.reasoning, answer_only.answer_text()),
+            (0, "Paris")
+        );
     }
 
     #[test]
@@ -299,8 +365,8 @@ mod tests {
     #[test]
     fn the_size_limit_refuses_a_token_that_would_pass_it() {
         let (generation, _) = Generation::new("g".into(), "m".into());
-        assert!(generation.append(["12345"].into_iter(), 8));
-        assert!(!generation.append(["6789"].into_iter(), 8));
+        assert!(generation.append(tokens(&["12345"]).iter(), 8));
+        assert!(!generation.append(tokens(&["6789"]).iter(), 8));
         assert_eq!(generation.snapshot().text, "12345");
     }
 
