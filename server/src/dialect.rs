@@ -4,3 +4,4 @@
 //! Streaming rules, cancellation, limits and logs live below, once.
 
 pub mod native;
+pub mod openai;

@@ -14,6 +14,8 @@ pub struct InferenceRequest {
     pub options: Options,
     pub keep_alive: Option<KeepAlive>,
     pub think: Option<Think>,
+    /// The shape the answer must take, for backends that can constrain it.
+    pub format: Option<Format>,
 }
 
 /// The text the model answers.
@@ -150,6 +152,15 @@ impl KeepAlive {
             }
         }
     }
+}
+
+/// A constraint on the answer's text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Format {
+    /// Any JSON value (Ollama's `format: "json"`).
+    Json,
+    /// JSON matching this JSON Schema.
+    Schema(serde_json::Value),
 }
 
 /// Whether a reasoning model thinks before it answers: on or off, or a

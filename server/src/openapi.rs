@@ -27,6 +27,7 @@ use crate::state::AppState;
         (name = "chat", description = "Answer a conversation"),
         (name = "generations", description = "Resumable generations for EventSource clients"),
         (name = "conversations", description = "Conversations kept on the server, with branches"),
+        (name = "openai", description = "OpenAI's API under /v1, over every backend; errors in OpenAI's shape"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]

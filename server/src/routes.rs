@@ -1,4 +1,5 @@
-//! The whole HTTP surface: our API under `/api/v1`, health and metrics, the
+//! The whole HTTP surface: our API under `/api/v1`, OpenAI's under `/v1`,
+//! health and metrics, the
 //! OpenAPI document and Swagger UI, and the server-rendered page. Each
 //! resource registers its operations with the OpenAPI document as it
 //! registers its routes, so the document cannot miss one.
@@ -8,6 +9,7 @@ mod conversations;
 mod generations;
 mod health;
 mod models;
+mod openai;
 
 use axum::Router;
 use axum::extract::OriginalUri;
@@ -27,6 +29,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .fallback(api_not_found);
     OpenApiRouter::with_openapi(openapi::base())
         .nest("/api/v1", api)
+        .nest("/v1", openai::router())
         .merge(health::router())
 }
 

@@ -187,6 +187,14 @@ impl EmbeddedBackend {
 
     async fn start(&self, request: InferenceRequest) -> Result<TokenStream, BackendError> {
         let received = Instant::now();
+        if request.format.is_some() {
+            return Err(BackendError::Rejected {
+                status: 400,
+                message: "the embedded models cannot constrain an answer to JSON; \
+                          use a model on Ollama for that"
+                    .into(),
+            });
+        }
         let keep_alive = match &request.keep_alive {
             None => None,
             Some(keep_alive) => {

@@ -162,6 +162,7 @@ impl Replies {
             options: native::options_of(merged(conversation.options.clone(), options)),
             keep_alive: None,
             think: None,
+            format: None,
         };
         let tokens = match self.registry.infer(request).await {
             Ok(tokens) => tokens,

@@ -33,6 +33,7 @@ pub fn generate_request(request: GenerateRequest) -> Result<InferenceRequest, Ap
         options: options(request.options),
         keep_alive: request.keep_alive.map(keep_alive),
         think: request.think.map(think),
+        format: None,
     })
 }
 
@@ -46,6 +47,7 @@ pub fn chat_request(request: ChatRequest) -> Result<InferenceRequest, AppError> 
         options: options(request.options),
         keep_alive: request.keep_alive.map(keep_alive),
         think: request.think.map(think),
+        format: None,
     })
 }
 
@@ -82,6 +84,7 @@ pub fn generation_request(request: CreateGenerationRequest) -> Result<InferenceR
         options: options(request.options),
         keep_alive: request.keep_alive.map(keep_alive),
         think: request.think.map(think),
+        format: None,
     })
 }
 

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use app::api::{Counters, ModelDetails, ModelInfo};
 use serde::{Deserialize, Serialize};
 
-use crate::inference::{InferenceRequest, Input, KeepAlive, Message, Options, Think};
+use crate::inference::{Format, InferenceRequest, Input, KeepAlive, Message, Options, Think};
 use crate::stream::Completion;
 
 /// The body of `POST /api/generate` or `/api/chat`, always streamed.
@@ -31,6 +31,8 @@ pub struct GenerateBody<'a> {
     keep_alive: Option<KeepAliveBody<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     think: Option<ThinkBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<FormatBody<'a>>,
     stream: bool,
 }
 
@@ -44,6 +46,8 @@ pub struct ChatBody<'a> {
     keep_alive: Option<KeepAliveBody<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     think: Option<ThinkBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<FormatBody<'a>>,
     stream: bool,
 }
 
@@ -93,6 +97,14 @@ enum ThinkBody<'a> {
     Level(&'a str),
 }
 
+/// `"json"`, or a JSON Schema the answer must match.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+enum FormatBody<'a> {
+    Json(&'static str),
+    Schema(&'a serde_json::Value),
+}
+
 impl<'a> Request<'a> {
     /// Ollama's request for `request`: a completion goes to `/api/generate`,
     /// a chat to `/api/chat`.
@@ -109,6 +121,10 @@ impl<'a> Request<'a> {
             Think::Enabled(on) => ThinkBody::Enabled(*on),
             Think::Level(level) => ThinkBody::Level(level),
         });
+        let format = request.format.as_ref().map(|format| match format {
+            Format::Json => FormatBody::Json("json"),
+            Format::Schema(schema) => FormatBody::Schema(schema),
+        });
         match &request.input {
             Input::Completion {
                 prompt,
@@ -122,6 +138,7 @@ impl<'a> Request<'a> {
                 options,
                 keep_alive,
                 think,
+                format: format.clone(),
                 stream: true,
             }),
             Input::Chat(messages) => Self::Chat(ChatBody {
@@ -130,6 +147,7 @@ impl<'a> Request<'a> {
                 options,
                 keep_alive,
                 think,
+                format,
                 stream: true,
             }),
         }
@@ -402,13 +420,14 @@ mod tests {
             options,
             keep_alive: Some(KeepAlive::Text("10m".into())),
             think: Some(Think::Enabled(true)),
+            format: Some(Format::Json),
         };
         assert_eq!(
             body(&request),
             json!({"model": "llama3.2", "prompt": "Hi", "context": [1, 2], "system": "Be brief.",
                    "options": {"temperature": 0.25, "num_predict": 8, "stop": ["\n"],
                                "num_ctx": 2048, "mirostat": 2},
-                   "keep_alive": "10m", "think": true, "stream": true})
+                   "keep_alive": "10m", "think": true, "format": "json", "stream": true})
         );
     }
 
@@ -423,6 +442,7 @@ mod tests {
             options: Options::default(),
             keep_alive: Some(KeepAlive::Seconds(0.0)),
             think: None,
+            format: None,
         };
         assert_eq!(
             body(&request),
