@@ -336,6 +336,13 @@ async fn relay_rows(
             api_key: None,
             expected_tokens: None,
         },
+        Target {
+            kind: PathKind::OpenAi,
+            base_url: gateway.url.clone(),
+            model: MODEL.into(),
+            api_key: None,
+            expected_tokens: None,
+        },
     ];
     if let Some(litellm) = &litellm {
         targets.push(Target {
@@ -349,7 +356,10 @@ async fn relay_rows(
     results.paths = targets.iter().map(|t| t.kind).collect();
     let gateway_of = |kind: PathKind| match kind {
         PathKind::Direct => None,
-        PathKind::GenerateStream | PathKind::Generations | PathKind::Conversation => Some(&gateway),
+        PathKind::GenerateStream
+        | PathKind::Generations
+        | PathKind::Conversation
+        | PathKind::OpenAi => Some(&gateway),
         PathKind::LiteLlm => litellm.as_ref(),
     };
     let client = load::http1_client();

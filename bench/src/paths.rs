@@ -1,6 +1,6 @@
 //! The paths a token can take to the client, and how to read each one's
 //! wire format: Ollama's NDJSON (direct), llm-chat's SSE (generate stream
-//! and generations), and OpenAI's SSE (LiteLLM).
+//! and generations), and OpenAI's SSE (llm-chat's `/v1` and LiteLLM).
 
 use std::time::Instant;
 
@@ -22,6 +22,9 @@ pub enum PathKind {
     /// llm-chat `POST /api/v1/conversations/{id}/messages` then `GET …/events`
     /// (the conversation made beforehand, outside the timing).
     Conversation,
+    /// llm-chat's OpenAI dialect, `/v1/chat/completions` with `stream: true`:
+    /// the like-for-like comparison with LiteLLM.
+    OpenAi,
     /// LiteLLM proxy `/v1/chat/completions` with `stream: true`.
     LiteLlm,
 }
@@ -33,6 +36,7 @@ impl PathKind {
             Self::GenerateStream => "llm-chat /generate/stream",
             Self::Generations => "llm-chat generations",
             Self::Conversation => "llm-chat conversation message",
+            Self::OpenAi => "llm-chat /v1/chat/completions",
             Self::LiteLlm => "LiteLLM proxy",
         }
     }
@@ -41,7 +45,7 @@ impl PathKind {
         match self {
             Self::Direct => Format::Ndjson,
             Self::GenerateStream | Self::Generations | Self::Conversation => Format::LlmChatSse,
-            Self::LiteLlm => Format::OpenAiSse,
+            Self::OpenAi | Self::LiteLlm => Format::OpenAiSse,
         }
     }
 }
@@ -136,6 +140,9 @@ impl Target {
                     .ok_or("no events_url")?;
                 client.get(format!("{}{url}", self.base_url))
             }
+            PathKind::OpenAi => client
+                .post(format!("{}/v1/chat/completions", self.base_url))
+                .json(&json!({"model": self.model, "messages": messages, "stream": true})),
             PathKind::LiteLlm => client
                 .post(format!("{}/v1/chat/completions", self.base_url))
                 .bearer_auth(self.api_key.as_deref().unwrap_or_default())

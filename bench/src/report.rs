@@ -194,7 +194,11 @@ impl Results {
         let _ = writeln!(md, "| target | measured | met |");
         let _ = writeln!(md, "|---|---|---|");
         let at_100 = self.concurrencies.iter().position(|&c| c == 100);
-        for path in [PathKind::GenerateStream, PathKind::Generations] {
+        for path in [
+            PathKind::GenerateStream,
+            PathKind::Generations,
+            PathKind::OpenAi,
+        ] {
             let Some(level) = at_100 else { continue };
             let (Some(direct), Some(ours)) = (
                 self.latency_of(PathKind::Direct, level),
@@ -239,7 +243,11 @@ impl Results {
             .saturation_of(PathKind::LiteLlm)
             .map(|s| s.summary.tokens_per_second())
             .filter(|rate| *rate > 0.0);
-        for path in [PathKind::GenerateStream, PathKind::Generations] {
+        for path in [
+            PathKind::GenerateStream,
+            PathKind::Generations,
+            PathKind::OpenAi,
+        ] {
             let Some(ours) = self
                 .saturation_of(path)
                 .map(|s| s.summary.tokens_per_second())
@@ -399,7 +407,10 @@ impl Results {
                 };
                 let ours = matches!(
                     path,
-                    PathKind::GenerateStream | PathKind::Generations | PathKind::Conversation
+                    PathKind::GenerateStream
+                        | PathKind::Generations
+                        | PathKind::Conversation
+                        | PathKind::OpenAi
                 );
                 let vs_litellm =
                     |added: Option<f64>, theirs: Option<f64>| match (ours, added, theirs) {
