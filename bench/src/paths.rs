@@ -313,23 +313,49 @@ fn ndjson_line(line: &str, read: &mut Read) {
     }
 }
 
+/// Reads one OpenAI chunk without parsing it: the reader runs on the cores
+/// it measures, and a JSON parse per chunk would make the client, not the
+/// gateway, the bottleneck. A token is a non-empty top-level `"content"`
+/// string (not `reasoning_content`, not the role chunk's empty one); the
+/// scan allows the spaces Python's JSON puts after `,` and `:` (LiteLLM).
 fn openai_data(data: &str, read: &mut Read) {
     if data == "[DONE]" {
         read.done = true;
         return;
     }
-    let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+    if data.starts_with("{\"error\"") {
+        read.error = Some(data.to_string());
+        return;
+    }
+    if !data.starts_with('{') {
         read.error = Some(format!("unreadable chunk: {data}"));
         return;
-    };
-    if let Some(error) = chunk.get("error") {
-        read.error = Some(error.to_string());
-        return;
     }
-    let content = &chunk["choices"][0]["delta"]["content"];
-    if content.as_str().is_some_and(|text| !text.is_empty()) {
+    if has_content(data) {
         read.tokens += 1;
     }
+}
+
+/// Whether a chunk holds `"content": "<something>"` as a key of its own.
+fn has_content(data: &str) -> bool {
+    const KEY: &str = "\"content\":";
+    let bytes = data.as_bytes();
+    let mut from = 0;
+    while let Some(offset) = data[from..].find(KEY) {
+        let at = from + offset;
+        from = at + KEY.len();
+        // A key starts an object or follows a comma; `_content` or an
+        // escaped quote inside a string does not.
+        let before = bytes[..at].iter().rev().find(|b| **b != b' ');
+        if !matches!(before, Some(b'{' | b',')) {
+            continue;
+        }
+        let rest = data[from..].trim_start_matches(' ').as_bytes();
+        if rest.first() == Some(&b'"') && rest.get(1).is_some_and(|b| *b != b'"') {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -368,5 +394,46 @@ mod tests {
             b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: [DONE]\n\n",
         );
         assert_eq!((read.tokens, read.done), (1, true));
+    }
+
+    #[test]
+    fn openai_chunks_are_counted_without_parsing() {
+        let count = |data: &str| {
+            let mut read = Read::default();
+            openai_data(data, &mut read);
+            read
+        };
+        assert_eq!(
+            count(r#"{"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#).tokens,
+            1
+        );
+        // Python's spacing, as LiteLLM writes it.
+        assert_eq!(
+            count(r#"{"choices": [{"delta": {"role": "assistant", "content": "Hi"}}]}"#).tokens,
+            1
+        );
+        assert_eq!(
+            count(r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#).tokens,
+            0
+        );
+        assert_eq!(
+            count(r#"{"choices":[{"delta":{"reasoning_content":"hm"}}]}"#).tokens,
+            0
+        );
+        assert_eq!(
+            count(r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#).tokens,
+            0
+        );
+        // A quote inside the text is escaped: no key of its own.
+        assert_eq!(
+            count(r#"{"choices":[{"delta":{"content":"\",\"content\":\"x"}}]}"#).tokens,
+            1
+        );
+        assert_eq!(
+            count(r#"{"choices":[{"delta":{"refusal":"a \",\"content\": \"\""}}]}"#).tokens,
+            0
+        );
+        assert!(count(r#"{"error": {"message": "boom"}}"#).error.is_some());
+        assert!(count("[DONE]").done);
     }
 }
