@@ -5,3 +5,12 @@
 
 pub mod native;
 pub mod openai;
+
+use bytes::{BufMut, BytesMut};
+
+/// Writes `value` as JSON straight into a body chunk's buffer; every
+/// streaming encoder does. JSON has no raw newlines, so it always fits on
+/// one SSE `data:` line.
+pub(crate) fn write_json(out: &mut BytesMut, value: &(impl serde::Serialize + ?Sized)) {
+    serde_json::to_writer(out.writer(), value).expect("wire types always serialise");
+}

@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 
 use super::{done_chunk, nanos};
 use crate::backend::BackendError;
+use crate::dialect::write_json;
 use crate::generations::{End, EventStream, GenerationEvent};
 use crate::shutdown::SHUTTING_DOWN;
 use crate::stream::body::{self, Chunk, Framing, StreamContext};
@@ -209,11 +210,6 @@ fn write_event(out: &mut BytesMut, name: &str, data: &impl serde::Serialize) {
     out.put_slice(b"\ndata: ");
     write_json(out, data);
     out.put_slice(b"\n\n");
-}
-
-/// JSON has no raw newlines, so one `data:` line always holds it.
-fn write_json(out: &mut BytesMut, value: &(impl serde::Serialize + ?Sized)) {
-    serde_json::to_writer(out.writer(), value).expect("wire types always serialise");
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::error::OpenAiError;
 use super::{Answering, finish_reason, usage};
 use crate::backend::BackendError;
+use crate::dialect::write_json;
 use crate::shutdown::SHUTTING_DOWN;
 use crate::stream::body::{self, Chunk, Framing, StreamContext};
 use crate::stream::coalesce::{Batch, coalesce_into};
@@ -212,10 +213,6 @@ fn write_data(out: &mut BytesMut, value: &impl serde::Serialize) {
     out.put_slice(b"data: ");
     write_json(out, value);
     out.put_slice(b"\n\n");
-}
-
-fn write_json(out: &mut BytesMut, value: &(impl serde::Serialize + ?Sized)) {
-    serde_json::to_writer(out.writer(), value).expect("wire types always serialise");
 }
 
 #[cfg(test)]
