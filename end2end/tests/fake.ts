@@ -18,6 +18,8 @@ export interface Behavior {
   truncate_after?: number;
   text_in_final_chunk?: boolean;
   error_message?: string;
+  pull_steps?: number;
+  pull_step_ms?: number;
 }
 
 export interface FakeEvent {

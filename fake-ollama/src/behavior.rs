@@ -36,6 +36,10 @@ pub struct Behavior {
     pub text_in_final_chunk: bool,
     /// The message of `fail_after`'s error line and `status_before_body`'s body.
     pub error_message: String,
+    /// Progress lines a pull sends for its one layer.
+    pub pull_steps: usize,
+    /// Pause before each progress line of a pull, in milliseconds.
+    pub pull_step_ms: u64,
 }
 
 impl Default for Behavior {
@@ -53,6 +57,8 @@ impl Default for Behavior {
             truncate_after: None,
             text_in_final_chunk: false,
             error_message: "model runner has unexpectedly stopped".to_string(),
+            pull_steps: 4,
+            pull_step_ms: 0,
         }
     }
 }

@@ -1,10 +1,13 @@
 //! A controllable stand-in for the Ollama HTTP API.
 //!
-//! It serves `/`, `/api/version`, `/api/tags`, `/api/show`, `/api/generate`
-//! and `/api/chat` the way Ollama does (NDJSON streams by default, one JSON
-//! with `"stream": false`, Ollama's error bodies), paces and breaks its
-//! answers on request, and records what it saw so tests can prove, for
-//! example, that a client's cancel reached the upstream.
+//! It serves `/`, `/api/version`, `/api/tags`, `/api/ps`, `/api/show`,
+//! `/api/generate` and `/api/chat` the way Ollama does (NDJSON streams by
+//! default, one JSON with `"stream": false`, Ollama's error bodies, an
+//! empty prompt loading the model), and manages models as Ollama does
+//! (`/api/pull` with paced progress lines, `/api/delete`, `/api/copy`,
+//! `/api/create`). It paces and breaks its answers on request, and records
+//! what it saw so tests can prove, for example, that a client's cancel
+//! reached the upstream.
 //!
 //! Control endpoints, outside Ollama's API:
 //! - `GET /_fake/events`, `DELETE /_fake/events`: the event log;
@@ -14,9 +17,11 @@
 mod answer;
 mod behavior;
 mod events;
+mod manage;
 mod models;
 mod routes;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
@@ -31,7 +36,10 @@ pub use models::{FakeModel, default_models};
 /// The fake's shared state: what it has, how it behaves, what it saw.
 #[derive(Debug, Clone)]
 pub struct FakeState {
-    models: Arc<Vec<FakeModel>>,
+    /// What it has: pulls add to it, deletes take away.
+    models: Arc<RwLock<Vec<FakeModel>>>,
+    /// The names of the models answers have used (what `/api/ps` lists).
+    loaded: Arc<RwLock<BTreeSet<String>>>,
     behavior: Arc<RwLock<Behavior>>,
     events: EventLog,
 }
@@ -39,7 +47,8 @@ pub struct FakeState {
 impl FakeState {
     pub fn new(models: Vec<FakeModel>, behavior: Behavior) -> Self {
         Self {
-            models: Arc::new(models),
+            models: Arc::new(RwLock::new(models)),
+            loaded: Arc::default(),
             behavior: Arc::new(RwLock::new(behavior)),
             events: EventLog::default(),
         }
@@ -60,8 +69,43 @@ impl FakeState {
         *self.behavior.write().unwrap_or_else(|p| p.into_inner()) = behavior;
     }
 
-    fn find_model(&self, requested: &str) -> Option<&FakeModel> {
-        self.models.iter().find(|model| model.answers_to(requested))
+    fn find_model(&self, requested: &str) -> Option<FakeModel> {
+        self.models
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|model| model.answers_to(requested))
+            .cloned()
+    }
+
+    fn models(&self) -> Vec<FakeModel> {
+        self.models
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn edit_models(&self) -> std::sync::RwLockWriteGuard<'_, Vec<FakeModel>> {
+        self.models.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Models stay loaded once an answer used them (the fake never unloads
+    /// on its own), until a zero keep-alive unloads them.
+    fn set_loaded(&self, name: &str, loaded: bool) {
+        let mut set = self.loaded.write().unwrap_or_else(|p| p.into_inner());
+        if loaded {
+            set.insert(name.to_string());
+        } else {
+            set.remove(name);
+        }
+    }
+
+    fn loaded(&self) -> Vec<FakeModel> {
+        let loaded = self.loaded.read().unwrap_or_else(|p| p.into_inner());
+        self.models()
+            .into_iter()
+            .filter(|model| loaded.contains(&model.name))
+            .collect()
     }
 }
 

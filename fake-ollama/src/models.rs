@@ -41,7 +41,7 @@ impl FakeModel {
         self.name == requested || self.name.strip_suffix(":latest") == Some(requested)
     }
 
-    fn digest(&self) -> String {
+    pub(crate) fn digest(&self) -> String {
         // Stable and distinct per name, shaped like Ollama's sha256 digests.
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for byte in self.name.bytes() {
@@ -71,6 +71,21 @@ impl FakeModel {
             "size": self.size,
             "digest": self.digest(),
             "details": self.details(),
+        })
+    }
+
+    /// The entry `/api/ps` lists: loaded on the CPU, for five more minutes.
+    pub fn ps_entry(&self) -> Value {
+        let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(300);
+        json!({
+            "name": self.name,
+            "model": self.name,
+            "size": self.size,
+            "digest": self.digest(),
+            "details": self.details(),
+            "expires_at": humantime::format_rfc3339_nanos(expires).to_string(),
+            "size_vram": 0,
+            "context_length": 4096,
         })
     }
 

@@ -4,20 +4,25 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::FakeState;
 use crate::answer::{Answer, Endpoint};
 use crate::behavior::Behavior;
+use crate::{FakeState, manage};
 
 pub fn router(state: FakeState) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/api/version", get(version))
         .route("/api/tags", get(list_tags))
+        .route("/api/ps", get(manage::list_loaded))
         .route("/api/show", post(show_model))
+        .route("/api/pull", post(manage::pull))
+        .route("/api/delete", delete(manage::delete))
+        .route("/api/copy", post(manage::copy))
+        .route("/api/create", post(manage::create))
         .route("/api/generate", post(generate))
         .route("/api/chat", post(chat))
         .route("/_fake/events", get(list_events).delete(clear_events))
@@ -27,7 +32,7 @@ pub fn router(state: FakeState) -> Router {
 }
 
 /// Ollama's error body with a status.
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
@@ -40,7 +45,11 @@ async fn version() -> Json<Value> {
 }
 
 async fn list_tags(State(state): State<FakeState>) -> Json<Value> {
-    let models: Vec<Value> = state.models.iter().map(|model| model.tag_entry()).collect();
+    let models: Vec<Value> = state
+        .models()
+        .iter()
+        .map(|model| model.tag_entry())
+        .collect();
     Json(json!({ "models": models }))
 }
 
@@ -88,12 +97,16 @@ async fn answer(state: FakeState, endpoint: Endpoint, body: Bytes) -> Response {
         Some(model) if !model.is_empty() => model.to_string(),
         _ => return error(StatusCode::BAD_REQUEST, "model is required"),
     };
-    if state.find_model(&model).is_none() {
+    let Some(found) = state.find_model(&model) else {
         return error(
             StatusCode::NOT_FOUND,
             format!("model \"{model}\" not found, try pulling it first"),
         );
+    };
+    if nothing_to_answer(endpoint, &request) {
+        return manage::load(&state, id, endpoint, &model, &found, &request);
     }
+    state.set_loaded(&found.name, true);
 
     let behavior = state.behavior();
     // Created before any waiting, so a client that gives up while the fake
@@ -122,6 +135,16 @@ async fn answer(state: FakeState, endpoint: Endpoint, body: Bytes) -> Response {
             Body::from_stream(answer.stream(guard)),
         )
             .into_response()
+    }
+}
+
+/// An empty prompt (or no messages) asks Ollama to load the model only.
+fn nothing_to_answer(endpoint: Endpoint, request: &Value) -> bool {
+    match endpoint {
+        Endpoint::Generate => request["prompt"].as_str().is_none_or(str::is_empty),
+        Endpoint::Chat => request["messages"]
+            .as_array()
+            .is_none_or(|messages| messages.is_empty()),
     }
 }
 

@@ -208,7 +208,7 @@ async fn the_log_records_requests_ends_and_clients_that_left() {
     let mut left = post(
         &fake,
         "/api/chat",
-        json!({"model": "llama3.2", "messages": []}),
+        json!({"model": "llama3.2", "messages": [{"role": "user", "content": "Talk"}]}),
     )
     .await;
     left.chunk().await.unwrap().unwrap();
@@ -235,4 +235,49 @@ async fn the_log_records_requests_ends_and_clients_that_left() {
     let logged = get_json(&fake, "/_fake/events").await;
     assert_eq!(logged["events"][1]["kind"], "disconnected");
     assert_eq!(logged["open_streams"], 0);
+}
+
+#[tokio::test]
+async fn an_empty_prompt_loads_and_a_pull_adds_a_model_that_delete_removes() {
+    let fake = FakeOllama::start(Behavior::default()).await.unwrap();
+
+    let loaded = post(
+        &fake,
+        "/api/generate",
+        json!({"model": "llama3.2", "stream": false}),
+    )
+    .await
+    .json::<Value>()
+    .await
+    .unwrap();
+    assert_eq!(loaded["done_reason"], "load");
+    assert_eq!(
+        get_json(&fake, "/api/ps").await["models"][0]["name"],
+        "llama3.2:latest"
+    );
+
+    let pulled = post(&fake, "/api/pull", json!({"model": "phi3"}))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(pulled.ends_with("{\"status\":\"success\"}\n"), "{pulled}");
+    let names = |tags: Value| -> Vec<String> {
+        tags["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|model| model["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(names(get_json(&fake, "/api/tags").await).contains(&"phi3:latest".to_string()));
+
+    let deleted = reqwest::Client::new()
+        .delete(format!("{}/api/delete", fake.url()))
+        .json(&json!({"model": "phi3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert!(!names(get_json(&fake, "/api/tags").await).contains(&"phi3:latest".to_string()));
 }

@@ -4,6 +4,7 @@
 //! kind. A new kind of upstream is one file here, mapping the inference
 //! request into its own upstream request.
 
+mod describe;
 pub mod embedded;
 mod error;
 mod ndjson;
@@ -12,8 +13,10 @@ pub mod ollama;
 use std::pin::Pin;
 
 use app::api::ModelInfo;
+use bytes::Bytes;
 use serde::Serialize;
 
+pub use self::describe::{Forwarded, LoadedModel, Manage, ModelCard};
 pub use self::error::{BackendError, ConnectFailure};
 use crate::inference::InferenceRequest;
 pub use crate::stream::{Completion, StreamEvent, TokenStream};
@@ -64,6 +67,24 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Checks that the backend is reachable.
     fn health(&self) -> BoxFuture<'_, BackendHealth>;
+
+    /// What it knows of one model (Ollama's `/api/show`).
+    fn describe(&self, model: &str) -> BoxFuture<'_, Result<ModelCard, BackendError>>;
+
+    /// The models it holds in memory now (Ollama's `/api/ps`).
+    fn loaded(&self) -> BoxFuture<'_, Result<Vec<LoadedModel>, BackendError>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    /// Makes one of Ollama's model-management calls, for a backend that
+    /// can: its answer comes back as it is.
+    fn manage(&self, call: Manage, body: Bytes) -> BoxFuture<'_, Result<Forwarded, BackendError>> {
+        let _ = body;
+        Box::pin(std::future::ready(Err(BackendError::Rejected {
+            status: 400,
+            message: format!("the {} backend cannot {} models", self.name(), call.verb()),
+        })))
+    }
 
     /// Answers this backend is producing right now.
     fn active_sequences(&self) -> usize {

@@ -4,6 +4,7 @@
 //! Streaming rules, cancellation, limits and logs live below, once.
 
 pub mod native;
+pub mod ollama;
 pub mod openai;
 
 use bytes::{BufMut, BytesMut};

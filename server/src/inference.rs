@@ -24,20 +24,19 @@ pub enum Input {
     /// Answer the last message of a conversation.
     Chat(Vec<Message>),
     /// Continue a prompt, optionally under a system prompt and after the
-    /// token ids (`context`) of an earlier exchange.
+    /// token ids (`context`) of an earlier exchange. A `raw` prompt is
+    /// already in the model's own format (a client applied the template, or
+    /// wrote fill-in-the-middle tokens): it goes to the model as it is.
     Completion {
         prompt: String,
         system: Option<String>,
         context: Option<Vec<i64>>,
+        raw: bool,
     },
-}
-
-impl Input {
-    /// Whether the answer should carry the exchange's token ids, so a client
-    /// can continue it (completions only, as in Ollama).
-    pub fn wants_context(&self) -> bool {
-        matches!(self, Self::Completion { .. })
-    }
+    /// Nothing to answer: load the model (or, with a zero keep-alive,
+    /// unload it), as Ollama does for an empty prompt. The answer is a
+    /// `Done` whose `done_reason` is `load` or `unload`.
+    Load,
 }
 
 /// One turn of a conversation.

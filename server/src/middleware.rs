@@ -24,11 +24,12 @@ use crate::error::json_error;
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn apply(router: Router, body_limit: usize) -> Router {
-    // Compressing an event stream would hold frames back until the
-    // compressor's buffer fills: decided by the response's content type,
-    // whatever the request's Accept-Encoding says.
+    // Compressing a stream (SSE, or Ollama's NDJSON) would hold frames back
+    // until the compressor's buffer fills: decided by the response's content
+    // type, whatever the request's Accept-Encoding says.
     let compress_when = SizeAbove::new(256)
         .and(NotForContentType::SSE)
+        .and(NotForContentType::const_new("application/x-ndjson"))
         .and(NotForContentType::GRPC)
         .and(NotForContentType::IMAGES);
     let stack = ServiceBuilder::new()

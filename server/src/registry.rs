@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use app::api::ModelInfo;
 use futures_util::future::join_all;
 
-use crate::backend::{Backend, BackendError, BackendHealth, TokenStream};
+use crate::backend::{
+    Backend, BackendError, BackendHealth, BackendKind, LoadedModel, Manage, ModelCard, TokenStream,
+};
 use crate::inference::InferenceRequest;
 
 /// All backends, in order of preference: when two offer the same model
@@ -146,6 +148,53 @@ impl Registry {
             .copied()
     }
 
+    /// What the backend serving `model` knows of it.
+    pub async fn describe(&self, model: &str) -> Result<ModelCard, BackendError> {
+        self.resolve(model).await?.describe(model).await
+    }
+
+    /// Every backend's models in memory now. A backend that cannot say is
+    /// left out (logged), as in [`Self::list_models`].
+    pub async fn loaded(&self) -> Vec<LoadedModel> {
+        let listings = join_all(self.backends.iter().map(|backend| backend.loaded())).await;
+        let mut loaded = Vec::new();
+        for (backend, listing) in self.backends.iter().zip(listings) {
+            match listing {
+                Ok(models) => loaded.extend(models),
+                Err(error) => {
+                    tracing::debug!(backend = backend.name(), %error, "cannot list loaded models");
+                }
+            }
+        }
+        loaded
+    }
+
+    /// The backend to make a management call on: the one serving the model
+    /// it names, or for a model that does not exist yet (pull, create) the
+    /// first backend that can fetch models.
+    pub async fn manager(
+        &self,
+        call: Manage,
+        model: &str,
+    ) -> Result<Arc<dyn Backend>, BackendError> {
+        if matches!(call, Manage::Pull | Manage::Create) {
+            return self
+                .backends
+                .iter()
+                .find(|backend| backend.kind() == BackendKind::Ollama)
+                .cloned()
+                .ok_or_else(|| BackendError::Rejected {
+                    status: 400,
+                    message: format!(
+                        "no Ollama server is configured to {} models (set OLLAMA_URL); \
+                         embedded models are the .gguf files in the models directory",
+                        call.verb()
+                    ),
+                });
+        }
+        self.resolve(model).await
+    }
+
     /// Each backend's health, checked concurrently, with its name.
     pub async fn health(&self) -> Vec<(&str, BackendHealth)> {
         let checks = join_all(self.backends.iter().map(|backend| backend.health())).await;
@@ -184,7 +233,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{BackendHealth, BackendKind, BoxFuture, ConnectFailure};
+    use crate::backend::{BoxFuture, ConnectFailure};
 
     /// A backend that lists fixed models, or fails to.
     struct Listed {
@@ -221,6 +270,9 @@ mod tests {
             unreachable!("routing only")
         }
         fn health(&self) -> BoxFuture<'_, BackendHealth> {
+            unreachable!("routing only")
+        }
+        fn describe(&self, _: &str) -> BoxFuture<'_, Result<ModelCard, BackendError>> {
             unreachable!("routing only")
         }
         fn serves_unlisted_models(&self) -> bool {

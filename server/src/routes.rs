@@ -1,5 +1,5 @@
 //! The whole HTTP surface: our API under `/api/v1`, OpenAI's under `/v1`,
-//! health and metrics, the
+//! Ollama's at its own paths (`/api/chat`…), health and metrics, the
 //! OpenAPI document and Swagger UI, and the server-rendered page. Each
 //! resource registers its operations with the OpenAPI document as it
 //! registers its routes, so the document cannot miss one.
@@ -9,6 +9,7 @@ mod conversations;
 mod generations;
 mod health;
 mod models;
+mod ollama;
 mod openai;
 
 use axum::Router;
@@ -30,6 +31,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .nest("/api/v1", api)
         .nest("/v1", openai::router())
+        .merge(ollama::router())
         .merge(health::router())
 }
 

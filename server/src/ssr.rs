@@ -1,4 +1,5 @@
-//! The server-rendered page: Leptos renders the app for `/` (a new chat)
+//! The server-rendered page: Leptos renders the app for `/` (a new chat;
+//! a client that does not ask for HTML gets Ollama's "Ollama is running")
 //! and `/c/{id}` (a conversation), with the server's own state as its data
 //! source; built assets come from the site root.
 //!
@@ -13,8 +14,9 @@ use app::api::{Conversation, ConversationList, ModelList};
 use app::{BoxFuture, PageHead, RequestedConversation, ServerData, SharedServerData, shell};
 use axum::Router;
 use axum::extract::{Path, Request, State};
+use axum::http::HeaderValue;
 use axum::http::StatusCode;
-use axum::http::header::CACHE_CONTROL;
+use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, VARY};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -115,8 +117,33 @@ async fn cache_control(
     response
 }
 
+/// A new chat for a browser; for anything that does not ask for HTML,
+/// Ollama's greeting, which Ollama's clients probe `/` for.
 async fn new_chat(State(state): State<AppState>, request: Request) -> Response {
-    render(&state, None, request).await
+    let mut response = if wants_html(&request) {
+        render(&state, None, request).await
+    } else {
+        (
+            [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "Ollama is running",
+        )
+            .into_response()
+    };
+    response
+        .headers_mut()
+        .insert(VARY, HeaderValue::from_static("accept"));
+    response
+}
+
+/// Whether the request's `Accept` names HTML (every browser's does; curl's
+/// `*/*` and Ollama clients' do not).
+fn wants_html(request: &Request) -> bool {
+    request
+        .headers()
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|accept| accept.contains("text/html"))
 }
 
 /// A conversation's own address; 404 (the page says so) when there is none.

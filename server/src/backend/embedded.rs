@@ -6,6 +6,7 @@
 //! semantics); up to `parallel` answers decode together, more wait in a
 //! bounded queue, and past it the answer is 503 "server busy".
 
+mod card;
 mod catalog;
 mod engine;
 mod gguf;
@@ -17,15 +18,18 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use app::api::ModelInfo;
+use app::api::{Counters, ModelInfo};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::catalog::{Catalog, ModelFile};
-use self::engine::{Engine, EngineSettings, Job, Reservation};
+use self::engine::{Engine, EngineSettings, Job, Reservation, nanos};
 use self::sampling::Sampling;
-use super::{Backend, BackendError, BackendHealth, BackendKind, BoxFuture, TokenStream};
+use super::{
+    Backend, BackendError, BackendHealth, BackendKind, BoxFuture, Completion, Forwarded,
+    LoadedModel, Manage, ModelCard, StreamEvent, TokenStream,
+};
 use crate::inference::{InferenceRequest, Input, Lifetime, Message, Role};
 
 /// The one embedded backend's name.
@@ -109,6 +113,47 @@ impl EmbeddedBackend {
             .map_err(|error| self.internal("cannot list the embedded models", error))
     }
 
+    /// The file of the model a request names.
+    async fn find(&self, model: &str) -> Result<ModelFile, BackendError> {
+        self.scan()
+            .await?
+            .into_iter()
+            .find(|file| file.answers_to(model))
+            .ok_or_else(|| BackendError::ModelNotFound {
+                message: format!("model \"{model}\" not found"),
+            })
+    }
+
+    async fn describe_model(&self, model: String) -> Result<ModelCard, BackendError> {
+        let file = self.find(&model).await?;
+        let cannot = "cannot read the model's metadata";
+        tokio::task::spawn_blocking(move || card::read(&file))
+            .await
+            .map_err(|error| self.internal(cannot, error))?
+            .map_err(|error| self.internal(cannot, error))
+    }
+
+    async fn loaded_models_now(&self) -> Result<Vec<LoadedModel>, BackendError> {
+        let files = self.scan().await?;
+        let engines = self.engines.lock().unwrap_or_else(|p| p.into_inner());
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        Ok(files
+            .into_iter()
+            .filter_map(|file| {
+                let engine = engines.get(&file.path)?;
+                let left = engine
+                    .expires_at(now)
+                    .map_or(FOREVER, |expires| expires.saturating_duration_since(now));
+                Some(LoadedModel {
+                    expires_at: humantime::format_rfc3339_seconds(wall + left).to_string(),
+                    size_vram: 0,
+                    context_length: Some(u64::from(self.settings.context_size)),
+                    info: file.info,
+                })
+            })
+            .collect())
+    }
+
     /// Waits for a parallel slot, unless the queue is full.
     async fn acquire_slot(&self) -> Result<OwnedSemaphorePermit, BackendError> {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
@@ -185,6 +230,66 @@ impl EmbeddedBackend {
         }
     }
 
+    /// The keep-alive a request asked for, or the default.
+    fn keep_alive(&self, asked: Option<Lifetime>) -> Option<Duration> {
+        match asked {
+            None => self.settings.keep_alive,
+            Some(Lifetime::For(duration)) => Some(duration),
+            Some(Lifetime::Forever) => None,
+        }
+    }
+
+    /// Loads a model without answering (or, asked to keep it zero seconds,
+    /// unloads it), as Ollama does for an empty prompt.
+    async fn preload(
+        &self,
+        file: &ModelFile,
+        keep_alive: Option<Lifetime>,
+        received: Instant,
+    ) -> Result<TokenStream, BackendError> {
+        let unload = keep_alive == Some(Lifetime::For(Duration::ZERO));
+        let load_duration = if unload {
+            let stopped = {
+                let mut engines = self.engines.lock().unwrap_or_else(|p| p.into_inner());
+                match engines.get(&file.path) {
+                    Some(engine) if engine.active() == 0 => engines.remove(&file.path),
+                    // Answers still running: it goes once they end.
+                    Some(engine) => {
+                        engine.set_keep_alive(Some(Duration::ZERO));
+                        None
+                    }
+                    None => None,
+                }
+            };
+            if let Some(engine) = stopped {
+                tracing::info!(model = %file.info.name, "model unloaded on request");
+                engine.stop();
+            }
+            Duration::ZERO
+        } else {
+            let (reservation, load_duration) = self.reserve_engine(file).await?;
+            reservation
+                .engine()
+                .set_keep_alive(self.keep_alive(keep_alive));
+            load_duration
+        };
+        let completion = Completion {
+            model: file.info.name.clone(),
+            created_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            done_reason: Some(if unload { "unload" } else { "load" }.into()),
+            context: None,
+            counters: Counters {
+                total_duration: nanos(received.elapsed()),
+                load_duration: nanos(load_duration),
+                ..Counters::default()
+            },
+        };
+        Ok(TokenStream::new(
+            self.name.clone(),
+            futures_util::stream::iter([Ok(StreamEvent::Done(completion))]),
+        ))
+    }
+
     async fn start(&self, request: InferenceRequest) -> Result<TokenStream, BackendError> {
         let received = Instant::now();
         if request.format.is_some() {
@@ -208,14 +313,27 @@ impl EmbeddedBackend {
                 )
             }
         };
-        let file = self
-            .scan()
-            .await?
-            .into_iter()
-            .find(|file| file.answers_to(&request.model))
-            .ok_or_else(|| BackendError::ModelNotFound {
-                message: format!("model \"{}\" not found", request.model),
-            })?;
+        let file = self.find(&request.model).await?;
+        let text = match request.input {
+            Input::Load => return self.preload(&file, keep_alive, received).await,
+            Input::Chat(messages) => PromptText::Chat(messages),
+            Input::Completion {
+                prompt,
+                system,
+                context,
+                raw,
+            } => {
+                let context = context.unwrap_or_default();
+                if raw {
+                    PromptText::Raw { prompt, context }
+                } else {
+                    PromptText::Continued {
+                        messages: completion_messages(prompt, system),
+                        context,
+                    }
+                }
+            }
+        };
         let permit = self.acquire_slot().await?;
         let (reservation, load_duration) = self.reserve_engine(&file).await?;
 
@@ -225,17 +343,26 @@ impl EmbeddedBackend {
             .context_window
             .map_or(context_size, |n| n.clamp(16, context_size));
         let engine = reservation.engine().clone();
-        let want_context = request.input.wants_context();
-        let (messages, context) = conversation(request.input);
+        let want_context = text.wants_context();
         let stops = options.stop.clone().unwrap_or_default();
-        let prompt = tokio::task::spawn_blocking(move || {
-            prompt::build(
+        let prompt = tokio::task::spawn_blocking(move || match text {
+            PromptText::Raw { prompt, context } => {
+                prompt::raw(&engine.model, &prompt, &context, &stops)
+            }
+            PromptText::Chat(messages) => prompt::build(
+                &engine.model,
+                engine.template.as_ref(),
+                &messages,
+                &[],
+                &stops,
+            ),
+            PromptText::Continued { messages, context } => prompt::build(
                 &engine.model,
                 engine.template.as_ref(),
                 &messages,
                 &context,
                 &stops,
-            )
+            ),
         })
         .await
         .map_err(|error| self.internal("the prompt could not be prepared", error))?;
@@ -266,12 +393,7 @@ impl EmbeddedBackend {
             events,
             _slot: permit,
         };
-        let keep_alive = match keep_alive {
-            None => self.settings.keep_alive,
-            Some(Lifetime::For(duration)) => Some(duration),
-            Some(Lifetime::Forever) => None,
-        };
-        reservation.run(job, keep_alive)?;
+        reservation.run(job, self.keep_alive(keep_alive))?;
         Ok(TokenStream::new(
             self.name.clone(),
             futures_util::stream::unfold(tokens, |mut tokens| async move {
@@ -281,24 +403,36 @@ impl EmbeddedBackend {
     }
 }
 
-/// The messages to prompt with, and the token ids of an earlier exchange.
-/// A completion is one user message under its system prompt.
-fn conversation(input: Input) -> (Vec<Message>, Vec<i64>) {
-    match input {
-        Input::Chat(messages) => (messages, Vec::new()),
-        Input::Completion {
-            prompt,
-            system,
-            context,
-        } => {
-            let mut messages = Vec::new();
-            if let Some(system) = system.filter(|system| !system.trim().is_empty()) {
-                messages.push(Message::new(Role::System, system));
-            }
-            messages.push(Message::new(Role::User, prompt));
-            (messages, context.unwrap_or_default())
-        }
+/// What the model is prompted with.
+enum PromptText {
+    /// Messages, shaped by the model's template (or a transcript).
+    Chat(Vec<Message>),
+    /// A completion: messages after the token ids of an earlier exchange
+    /// (none, the first time).
+    Continued {
+        messages: Vec<Message>,
+        context: Vec<i64>,
+    },
+    /// Text already in the model's format.
+    Raw { prompt: String, context: Vec<i64> },
+}
+
+impl PromptText {
+    /// Completions hand back their token ids, so a client can continue them
+    /// (as Ollama's `/api/generate` does); a chat and a raw prompt do not.
+    fn wants_context(&self) -> bool {
+        matches!(self, Self::Continued { .. })
     }
+}
+
+/// A completion is one user message under its system prompt.
+fn completion_messages(prompt: String, system: Option<String>) -> Vec<Message> {
+    let mut messages = Vec::new();
+    if let Some(system) = system.filter(|system| !system.trim().is_empty()) {
+        messages.push(Message::new(Role::System, system));
+    }
+    messages.push(Message::new(Role::User, prompt));
+    messages
 }
 
 /// Counts a request waiting for a slot, until dropped (also when the client
@@ -403,10 +537,37 @@ impl Backend for EmbeddedBackend {
         })
     }
 
+    fn describe(&self, model: &str) -> BoxFuture<'_, Result<ModelCard, BackendError>> {
+        Box::pin(self.describe_model(model.to_string()))
+    }
+
+    fn loaded(&self) -> BoxFuture<'_, Result<Vec<LoadedModel>, BackendError>> {
+        Box::pin(self.loaded_models_now())
+    }
+
+    fn manage(
+        &self,
+        call: Manage,
+        _body: bytes::Bytes,
+    ) -> BoxFuture<'_, Result<Forwarded, BackendError>> {
+        Box::pin(std::future::ready(Err(BackendError::Rejected {
+            status: 400,
+            message: format!(
+                "embedded models are the .gguf files in the models directory; \
+                 llm-chat does not {} them",
+                call.verb()
+            ),
+        })))
+    }
+
     fn active_sequences(&self) -> usize {
         self.live_sequences()
     }
 }
+
+/// When a model kept forever expires, as Ollama reports it: its longest
+/// duration (about 292 years) from now.
+const FOREVER: Duration = Duration::from_secs(i64::MAX as u64 / 1_000_000_000);
 
 /// The binding's version, for `/readyz`.
 const LLAMA_CPP_2_VERSION: &str = "0.1.160";

@@ -16,11 +16,11 @@ use app::api::ModelInfo;
 use futures_util::StreamExt;
 use url::Url;
 
-use self::wire::{ErrorBody, Line, Request, TagList, Version};
+use self::wire::{ErrorBody, Line, ProcessList, Request, TagList, Version};
 use super::ndjson::LineBuffer;
 use super::{
-    Backend, BackendError, BackendHealth, BackendKind, BoxFuture, ConnectFailure, StreamEvent,
-    TokenStream,
+    Backend, BackendError, BackendHealth, BackendKind, BoxFuture, ConnectFailure, Forwarded,
+    LoadedModel, Manage, ModelCard, StreamEvent, TokenStream,
 };
 use crate::inference::{InferenceRequest, Input};
 
@@ -64,6 +64,8 @@ struct Urls {
     version: Url,
     generate: Url,
     chat: Url,
+    show: Url,
+    ps: Url,
 }
 
 impl OllamaBackend {
@@ -88,6 +90,8 @@ impl OllamaBackend {
             version: join("api/version"),
             generate: join("api/generate"),
             chat: join("api/chat"),
+            show: join("api/show"),
+            ps: join("api/ps"),
         });
         Ok(Self {
             name: settings.name.into(),
@@ -181,9 +185,62 @@ impl OllamaBackend {
         }
     }
 
+    /// Reads a JSON answer within the timeout.
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        response: reqwest::Response,
+        what: &str,
+    ) -> Result<T, BackendError> {
+        tokio::time::timeout(self.timeout, response.json())
+            .await
+            .map_err(|_| self.timed_out())?
+            .map_err(|error| BackendError::Malformed {
+                backend: self.name.clone(),
+                detail: format!("unreadable {what}: {error}"),
+            })
+    }
+
+    /// Forwards a management call. Its answer may take as long as the work
+    /// (a pull with `stream: false` answers when the download is done), so
+    /// only connecting is bounded.
+    async fn forward(&self, call: Manage, body: bytes::Bytes) -> Result<Forwarded, BackendError> {
+        let url = self
+            .base
+            .join(call.path())
+            .expect("API paths are valid relative URLs");
+        let method = match call {
+            Manage::Delete => reqwest::Method::DELETE,
+            _ => reqwest::Method::POST,
+        };
+        let response = self
+            .http
+            .request(method, url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| self.unreachable(&error))?;
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        let backend = self.name.clone();
+        Ok(Forwarded {
+            status: response.status().as_u16(),
+            content_type,
+            body: Box::pin(response.bytes_stream().map(move |chunk| {
+                chunk.map_err(|error| BackendError::Broken {
+                    backend: backend.clone(),
+                    detail: root_cause(&error),
+                })
+            })),
+        })
+    }
+
     async fn stream(&self, request: InferenceRequest) -> Result<TokenStream, BackendError> {
         let url = match request.input {
-            Input::Completion { .. } => &self.urls.generate,
+            Input::Completion { .. } | Input::Load => &self.urls.generate,
             Input::Chat(_) => &self.urls.chat,
         };
         let body = self.http.post(url.clone()).json(&Request::new(&request));
@@ -211,13 +268,7 @@ impl Backend for OllamaBackend {
     fn list_models(&self) -> BoxFuture<'_, Result<Vec<ModelInfo>, BackendError>> {
         Box::pin(async move {
             let response = self.send(self.http.get(self.urls.tags.clone())).await?;
-            let tags: TagList = tokio::time::timeout(self.timeout, response.json())
-                .await
-                .map_err(|_| self.timed_out())?
-                .map_err(|error| BackendError::Malformed {
-                    backend: self.name.clone(),
-                    detail: format!("unreadable model list: {error}"),
-                })?;
+            let tags: TagList = self.json(response, "model list").await?;
             Ok(tags
                 .models
                 .into_iter()
@@ -228,6 +279,36 @@ impl Backend for OllamaBackend {
 
     fn infer(&self, request: InferenceRequest) -> BoxFuture<'_, Result<TokenStream, BackendError>> {
         Box::pin(self.stream(request))
+    }
+
+    fn describe(&self, model: &str) -> BoxFuture<'_, Result<ModelCard, BackendError>> {
+        let body = serde_json::json!({ "model": model });
+        Box::pin(async move {
+            let response = self
+                .send(self.http.post(self.urls.show.clone()).json(&body))
+                .await?;
+            self.json(response, "model description").await
+        })
+    }
+
+    fn loaded(&self) -> BoxFuture<'_, Result<Vec<LoadedModel>, BackendError>> {
+        Box::pin(async move {
+            let response = self.send(self.http.get(self.urls.ps.clone())).await?;
+            let list: ProcessList = self.json(response, "list of loaded models").await?;
+            Ok(list
+                .models
+                .into_iter()
+                .map(|process| process.into_loaded_model(&self.name))
+                .collect())
+        })
+    }
+
+    fn manage(
+        &self,
+        call: Manage,
+        body: bytes::Bytes,
+    ) -> BoxFuture<'_, Result<Forwarded, BackendError>> {
+        Box::pin(self.forward(call, body))
     }
 
     fn active_sequences(&self) -> usize {
@@ -242,13 +323,7 @@ impl Backend for OllamaBackend {
         Box::pin(async move {
             let checked = async {
                 let response = self.send(self.http.get(self.urls.version.clone())).await?;
-                let version: Version = tokio::time::timeout(self.timeout, response.json())
-                    .await
-                    .map_err(|_| self.timed_out())?
-                    .map_err(|error| BackendError::Malformed {
-                        backend: self.name.clone(),
-                        detail: error.to_string(),
-                    })?;
+                let version: Version = self.json(response, "version").await?;
                 Ok::<_, BackendError>(version.version)
             };
             let (ready, version, error) = match checked.await {

@@ -29,10 +29,11 @@ pub fn generate_request(request: GenerateRequest) -> Result<InferenceRequest, Ap
             prompt: request.prompt,
             system: request.system,
             context: request.context,
+            raw: false,
         },
         options: options(request.options),
-        keep_alive: request.keep_alive.map(keep_alive),
-        think: request.think.map(think),
+        keep_alive: request.keep_alive.map(keep_alive_of),
+        think: request.think.map(think_of),
         format: None,
     })
 }
@@ -45,8 +46,8 @@ pub fn chat_request(request: ChatRequest) -> Result<InferenceRequest, AppError> 
         model: request.model,
         input: Input::Chat(messages(request.messages)),
         options: options(request.options),
-        keep_alive: request.keep_alive.map(keep_alive),
-        think: request.think.map(think),
+        keep_alive: request.keep_alive.map(keep_alive_of),
+        think: request.think.map(think_of),
         format: None,
     })
 }
@@ -75,6 +76,7 @@ pub fn generation_request(request: CreateGenerationRequest) -> Result<InferenceR
                 prompt,
                 system: request.system,
                 context: request.context,
+                raw: false,
             }
         }
     };
@@ -82,8 +84,8 @@ pub fn generation_request(request: CreateGenerationRequest) -> Result<InferenceR
         model: request.model,
         input,
         options: options(request.options),
-        keep_alive: request.keep_alive.map(keep_alive),
-        think: request.think.map(think),
+        keep_alive: request.keep_alive.map(keep_alive_of),
+        think: request.think.map(think_of),
         format: None,
     })
 }
@@ -153,14 +155,14 @@ pub fn options_of(mut options: ModelOptions) -> Options {
     }
 }
 
-fn think(think: WireThink) -> Think {
+pub(crate) fn think_of(think: WireThink) -> Think {
     match think {
         WireThink::Enabled(on) => Think::Enabled(on),
         WireThink::Level(level) => Think::Level(level),
     }
 }
 
-fn keep_alive(keep_alive: WireKeepAlive) -> KeepAlive {
+pub(crate) fn keep_alive_of(keep_alive: WireKeepAlive) -> KeepAlive {
     match keep_alive {
         WireKeepAlive::Seconds(seconds) => KeepAlive::Seconds(seconds),
         WireKeepAlive::Duration(text) => KeepAlive::Text(text),

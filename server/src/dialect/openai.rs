@@ -184,6 +184,7 @@ pub fn completion_request(
                 prompt,
                 system: None,
                 context: None,
+                raw: false,
             },
             options: options(request.sampling, request.max_tokens)?,
             keep_alive: None,

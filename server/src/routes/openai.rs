@@ -35,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(
     get,
     path = "/models",
+    operation_id = "openai_list_models",
     tag = "openai",
     responses(
         (status = 200, description = "Every model; `owned_by` names its backend", body = ModelList),

@@ -517,3 +517,83 @@ async fn top_k_one_samples_what_greedy_decoding_picks() {
     assert!(!greedy.is_empty());
     assert_eq!(sampled, greedy);
 }
+
+/// Ollama's dialect over the embedded engine: an empty prompt loads the
+/// model, `/api/ps` lists it with its expiry, `/api/show` describes it from
+/// its GGUF (naming no path), and a zero keep-alive unloads it at once.
+#[tokio::test]
+async fn ollamas_dialect_loads_lists_describes_and_unloads_an_embedded_model() {
+    let (app, embedded) = spawn_embedded(settings()).await;
+
+    let loaded: Value = app
+        .post_json(
+            "/api/generate",
+            json!({"model": CHAT_MODEL, "stream": false}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(loaded["done_reason"], "load", "{loaded}");
+    assert!(loaded["load_duration"].as_u64().unwrap() > 0, "{loaded}");
+    assert_eq!(embedded.loaded_models(), 1);
+
+    let ps: Value = app.get("/api/ps").await.json().await.unwrap();
+    let listed = &ps["models"][0];
+    assert_eq!(listed["name"], CHAT_MODEL, "{ps}");
+    assert_eq!(listed["context_length"], 2048);
+    assert_eq!(listed["size_vram"], 0);
+    let expires = humantime::parse_rfc3339(listed["expires_at"].as_str().unwrap()).unwrap();
+    assert!(expires > std::time::SystemTime::now(), "{listed}");
+
+    let card: Value = app
+        .post_json("/api/show", json!({"model": CHAT_MODEL}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(card["template"].as_str().unwrap().contains("<|im_start|>"));
+    assert_eq!(card["model_info"]["general.architecture"], "llama");
+    assert_eq!(card["details"]["quantization_level"], "Q4_1");
+    assert_eq!(card["modelfile"], "FROM smollm2-135m-instruct-q4_1.gguf\n");
+    assert!(!card.to_string().contains(&*models_dir().to_string_lossy()));
+
+    let unloaded: Value = app
+        .post_json(
+            "/api/chat",
+            json!({"model": CHAT_MODEL, "messages": [], "keep_alive": 0, "stream": false}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(unloaded["done_reason"], "unload", "{unloaded}");
+    assert_eq!(embedded.loaded_models(), 0);
+    let ps: Value = app.get("/api/ps").await.json().await.unwrap();
+    assert_eq!(ps, json!({"models": []}));
+}
+
+/// `raw: true` sends the prompt as written, special tokens and all: the
+/// client's own ChatML turn gets the chat model's answer.
+#[tokio::test]
+async fn a_raw_prompt_reaches_the_model_as_written() {
+    let (app, _) = spawn_embedded(settings()).await;
+
+    let answer: Value = app
+        .post_json(
+            "/api/generate",
+            json!({"model": CHAT_MODEL, "raw": true, "stream": false,
+                   "prompt": "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
+                   "options": {"temperature": 0, "num_predict": 32}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    let text = answer["response"].as_str().unwrap();
+    assert!(text.contains("Paris"), "{answer}");
+    assert!(!text.contains("<|im_"), "{text:?}");
+    // Ollama gives no context back for a raw prompt.
+    assert!(answer.get("context").is_none(), "{answer}");
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use app::api::ModelInfo;
 use fake_ollama::Behavior;
 use llm_chat::backend::{
-    Backend, BackendError, BackendHealth, BackendKind, BoxFuture, TokenStream,
+    Backend, BackendError, BackendHealth, BackendKind, BoxFuture, ModelCard, TokenStream,
 };
 use llm_chat::inference::InferenceRequest;
 use reqwest::Response;
@@ -331,6 +331,9 @@ impl Backend for PanickingBackend {
                 error: None,
             }
         })
+    }
+    fn describe(&self, _: &str) -> BoxFuture<'_, Result<ModelCard, BackendError>> {
+        Box::pin(async { panic!("a bug in the backend") })
     }
 }
 

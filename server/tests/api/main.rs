@@ -10,6 +10,7 @@ mod generations;
 mod health;
 mod helpers;
 mod models;
+mod ollama;
 mod openai;
 mod openapi;
 mod page;

@@ -2,12 +2,22 @@
 
 use fake_ollama::Behavior;
 
-use crate::helpers::{spawn_app, spawn_app_without_ollama};
+use crate::helpers::{TestApp, spawn_app, spawn_app_without_ollama};
+
+/// `/` as a browser asks for it (anything else gets Ollama's greeting).
+async fn page(app: &TestApp) -> reqwest::Response {
+    app.client
+        .get(app.url("/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+}
 
 #[tokio::test]
 async fn the_page_lists_the_models_in_its_first_html() {
     let app = spawn_app(Behavior::default()).await;
-    let response = app.get("/").await;
+    let response = page(&app).await;
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]
@@ -28,7 +38,7 @@ async fn the_page_lists_the_models_in_its_first_html() {
 #[tokio::test]
 async fn the_page_says_plainly_when_ollama_is_down() {
     let app = spawn_app_without_ollama().await;
-    let html = app.get("/").await.text().await.unwrap();
+    let html = page(&app).await.text().await.unwrap();
     assert!(html.contains("Could not list models"), "{html}");
     assert!(html.contains("unreachable"), "{html}");
 }

@@ -326,7 +326,12 @@ async fn the_bundle_is_served_precompressed_under_hashed_names_and_kept_a_year()
     let server = start_with(command, &fake, &database).await;
     let client = reqwest::Client::new();
 
-    let page = client.get(format!("{}/", server.url)).send().await.unwrap();
+    let page = client
+        .get(format!("{}/", server.url))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.headers()["cache-control"], "no-cache");
     let wasm_path = format!("/pkg/llm-chat.{wasm_hash}.wasm");
     assert!(page.text().await.unwrap().contains(&wasm_path));
@@ -365,7 +370,12 @@ async fn the_bundle_is_served_precompressed_under_hashed_names_and_kept_a_year()
     }
 
     // The highlighter, vendored by the build under its own content hash.
-    let page = client.get(format!("{}/", server.url)).send().await.unwrap();
+    let page = client
+        .get(format!("{}/", server.url))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
     let html = page.text().await.unwrap();
     let start = html
         .find("/vendor/highlight.")

@@ -194,6 +194,23 @@ impl Engine {
         self.active.load(Ordering::SeqCst)
     }
 
+    /// How long the model stays loaded once idle from now on; `None` is forever.
+    pub fn set_keep_alive(&self, keep_alive: Option<Duration>) {
+        *self.keep_alive.lock().unwrap_or_else(|p| p.into_inner()) = keep_alive;
+    }
+
+    /// When the model will be unloaded if nothing else asks for it (an
+    /// answer running now counts as ending now); `None` is never.
+    pub fn expires_at(&self, now: Instant) -> Option<Instant> {
+        let keep_alive = (*self.keep_alive.lock().unwrap_or_else(|p| p.into_inner()))?;
+        let idle_since = if self.active() > 0 {
+            now
+        } else {
+            *self.idle_since.lock().unwrap_or_else(|p| p.into_inner())
+        };
+        idle_since.checked_add(keep_alive)
+    }
+
     /// Whether the engine has been idle past its keep-alive.
     pub fn expired(&self, now: Instant) -> bool {
         if self.active() > 0 {
@@ -234,11 +251,7 @@ impl Reservation {
 
     /// Hands the job to the engine thread; `keep_alive` becomes the model's.
     pub fn run(mut self, job: Job, keep_alive: Option<Duration>) -> Result<(), BackendError> {
-        *self
-            .engine
-            .keep_alive
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = keep_alive;
+        self.engine.set_keep_alive(keep_alive);
         let sent = self
             .engine
             .commands
@@ -593,6 +606,6 @@ impl Worker {
     }
 }
 
-fn nanos(duration: Duration) -> u64 {
+pub fn nanos(duration: Duration) -> u64 {
     duration.as_nanos().try_into().unwrap_or(u64::MAX)
 }

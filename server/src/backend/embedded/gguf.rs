@@ -57,6 +57,11 @@ impl Metadata {
         }
     }
 
+    /// Every scalar key and value, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.values.iter().map(|(key, value)| (key.as_str(), value))
+    }
+
     #[cfg(test)]
     fn contains(&self, key: &str) -> bool {
         self.values.contains_key(key)

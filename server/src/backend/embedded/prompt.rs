@@ -84,6 +84,30 @@ pub fn build(
     }
 }
 
+/// A prompt already in the model's own format, tokenized as it is: its
+/// special tokens (`<|im_start|>`, fill-in-the-middle markers) are the
+/// model's, and nothing ends it but the request's own stops.
+pub fn raw(model: &LlamaModel, text: &str, context: &[i64], extra_stops: &[String]) -> Prompt {
+    let vocab = model.vocab();
+    let bos = String::from_utf8_lossy(&vocab.token_to_piece(vocab.bos(), true, None)).into_owned();
+    let mut tokens: Vec<LlamaToken> = context
+        .iter()
+        .filter_map(|&id| i32::try_from(id).ok().map(LlamaToken))
+        .collect();
+    let add_bos = tokens.is_empty() && !text.starts_with(&bos);
+    tokens.extend(vocab.tokenize(text.as_bytes(), add_bos, true));
+    Prompt {
+        tokens,
+        stops: extra_stops
+            .iter()
+            .filter(|stop| !stop.is_empty())
+            .cloned()
+            .collect(),
+        trim_start: false,
+        default_max_tokens: None,
+    }
+}
+
 /// `System text\n\nUser: …\nAssistant: …\nUser: …\nAssistant:`
 pub fn transcript(messages: &[Message]) -> String {
     let mut text = String::new();

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use app::api::{Counters, ModelDetails, ModelInfo};
 use serde::{Deserialize, Serialize};
 
+use crate::backend::LoadedModel;
 use crate::inference::{Format, InferenceRequest, Input, KeepAlive, Message, Options, Think};
 use crate::stream::Completion;
 
@@ -33,6 +34,8 @@ pub struct GenerateBody<'a> {
     think: Option<ThinkBody<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     format: Option<FormatBody<'a>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    raw: bool,
     stream: bool,
 }
 
@@ -130,6 +133,7 @@ impl<'a> Request<'a> {
                 prompt,
                 system,
                 context,
+                raw,
             } => Self::Generate(GenerateBody {
                 model: &request.model,
                 prompt,
@@ -139,6 +143,20 @@ impl<'a> Request<'a> {
                 keep_alive,
                 think,
                 format: format.clone(),
+                raw: *raw,
+                stream: true,
+            }),
+            // Ollama loads (or unloads) the model for an empty prompt.
+            Input::Load => Self::Generate(GenerateBody {
+                model: &request.model,
+                prompt: "",
+                context: None,
+                system: None,
+                options,
+                keep_alive,
+                think: None,
+                format: None,
+                raw: false,
                 stream: true,
             }),
             Input::Chat(messages) => Self::Chat(ChatBody {
@@ -337,6 +355,37 @@ impl Tag {
     }
 }
 
+/// `/api/ps`.
+#[derive(Deserialize)]
+pub struct ProcessList {
+    #[serde(default)]
+    pub models: Vec<Process>,
+}
+
+/// A loaded model, as `/api/ps` lists it: a tag and how it is loaded.
+#[derive(Deserialize)]
+pub struct Process {
+    #[serde(flatten)]
+    tag: Tag,
+    #[serde(default)]
+    expires_at: String,
+    #[serde(default)]
+    size_vram: u64,
+    #[serde(default)]
+    context_length: Option<u64>,
+}
+
+impl Process {
+    pub fn into_loaded_model(self, backend: &str) -> LoadedModel {
+        LoadedModel {
+            info: self.tag.into_model_info(backend),
+            expires_at: self.expires_at,
+            size_vram: self.size_vram,
+            context_length: self.context_length,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -416,6 +465,7 @@ mod tests {
                 prompt: "Hi".into(),
                 system: Some("Be brief.".into()),
                 context: Some(vec![1, 2]),
+                raw: false,
             },
             options,
             keep_alive: Some(KeepAlive::Text("10m".into())),
