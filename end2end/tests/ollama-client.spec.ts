@@ -63,6 +63,19 @@ test('chat and generate, whole and streamed', async () => {
   expect(tokens.join('')).toBe('upon a time there was');
 });
 
+test('embeddings from Ollama and from the embedded model', async () => {
+  const norm = (vector: number[]) => Math.sqrt(vector.reduce((sum, x) => sum + x * x, 0));
+  const fake = await ollama.embed({ model: 'llama3.2', input: ['the red fox', 'a blue sky'] });
+  expect(fake.embeddings).toHaveLength(2);
+  expect(fake.embeddings[0]).toHaveLength(8);
+  expect(norm(fake.embeddings[1])).toBeCloseTo(1, 5);
+
+  const embedded = await ollama.embed({ model: 'smollm2:135m', input: 'Paris is the capital of France.' });
+  expect(embedded.embeddings[0]).toHaveLength(576);
+  expect(norm(embedded.embeddings[0])).toBeCloseTo(1, 4);
+  expect(embedded.prompt_eval_count).toBeGreaterThan(5);
+});
+
 test('errors reach the client as its own ResponseError', async () => {
   const unknown = ollama.chat({ model: 'no-such-model', messages: [{ role: 'user', content: 'Hi' }] });
   await expect(unknown).rejects.toMatchObject({

@@ -65,6 +65,24 @@ test('legacy completions', async () => {
   expect(completion.choices[0].finish_reason).toBe('length');
 });
 
+test('embeddings, as the SDK asks for them (base64) and as floats', async () => {
+  const norm = (vector: number[]) => Math.sqrt(vector.reduce((sum, x) => sum + x * x, 0));
+  const decoded = await client.embeddings.create({ model: 'llama3.2', input: ['the red fox', 'a blue sky'] });
+  expect(decoded.data.map((item) => item.index)).toEqual([0, 1]);
+  expect(decoded.data[0].embedding).toHaveLength(8);
+  expect(norm(decoded.data[0].embedding)).toBeCloseTo(1, 5);
+  expect(decoded.usage.prompt_tokens).toBe(6);
+  const floats = await client.embeddings.create({
+    model: 'llama3.2', input: ['the red fox', 'a blue sky'], encoding_format: 'float',
+  });
+  // The same f32 values: JSON writes each float32 in its shortest form.
+  expect(floats.data[0].embedding.map(Math.fround)).toEqual(decoded.data[0].embedding);
+
+  const embedded = await client.embeddings.create({ model: 'smollm2:135m', input: 'Paris', dimensions: 32 });
+  expect(embedded.data[0].embedding).toHaveLength(32);
+  expect(norm(embedded.data[0].embedding)).toBeCloseTo(1, 4);
+});
+
 test('errors are the SDK\'s own error classes', async () => {
   const unknown = client.chat.completions.create({
     model: 'no-such-model',

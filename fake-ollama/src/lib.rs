@@ -1,7 +1,7 @@
 //! A controllable stand-in for the Ollama HTTP API.
 //!
 //! It serves `/`, `/api/version`, `/api/tags`, `/api/ps`, `/api/show`,
-//! `/api/generate` and `/api/chat` the way Ollama does (NDJSON streams by
+//! `/api/generate`, `/api/chat` and `/api/embed` the way Ollama does (NDJSON streams by
 //! default, one JSON with `"stream": false`, Ollama's error bodies, an
 //! empty prompt loading the model), and manages models as Ollama does
 //! (`/api/pull` with paced progress lines, `/api/delete`, `/api/copy`,
@@ -16,6 +16,7 @@
 
 mod answer;
 mod behavior;
+mod embed;
 mod events;
 mod manage;
 mod models;

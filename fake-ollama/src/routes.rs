@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::answer::{Answer, Endpoint};
 use crate::behavior::Behavior;
-use crate::{FakeState, manage};
+use crate::{FakeState, embed, manage};
 
 pub fn router(state: FakeState) -> Router {
     Router::new()
@@ -25,6 +25,7 @@ pub fn router(state: FakeState) -> Router {
         .route("/api/create", post(manage::create))
         .route("/api/generate", post(generate))
         .route("/api/chat", post(chat))
+        .route("/api/embed", post(embed::embed))
         .route("/_fake/events", get(list_events).delete(clear_events))
         .route("/_fake/stats", get(stats))
         .route("/_fake/behavior", get(get_behavior).post(set_behavior))

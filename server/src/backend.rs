@@ -18,7 +18,7 @@ use serde::Serialize;
 
 pub use self::describe::{Forwarded, LoadedModel, Manage, ModelCard};
 pub use self::error::{BackendError, ConnectFailure};
-use crate::inference::InferenceRequest;
+use crate::inference::{EmbedRequest, Embeddings, InferenceRequest};
 pub use crate::stream::{Completion, StreamEvent, TokenStream};
 
 /// A boxed future, so backends can sit behind `dyn Backend`.
@@ -64,6 +64,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Starts answering.
     fn infer(&self, request: InferenceRequest) -> BoxFuture<'_, Result<TokenStream, BackendError>>;
+
+    /// Turns texts into vectors, one per input, each of unit length.
+    fn embed(&self, request: EmbedRequest) -> BoxFuture<'_, Result<Embeddings, BackendError>>;
 
     /// Checks that the backend is reachable.
     fn health(&self) -> BoxFuture<'_, BackendHealth>;

@@ -1,6 +1,7 @@
 //! The one request every backend serves, whatever dialect a client spoke:
 //! a model, a conversation (or a prompt to complete), typed sampling
-//! options, how long to keep the model loaded, and whether to reason first.
+//! options, how long to keep the model loaded, and whether to reason first;
+//! and beside it, the request for embeddings.
 //! Dialects parse into it; each backend maps it into its own upstream
 //! request. No public wire type reaches an upstream as it is.
 
@@ -168,6 +169,35 @@ pub enum Format {
 pub enum Think {
     Enabled(bool),
     Level(String),
+}
+
+/// Texts to turn into vectors: the other request a backend serves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedRequest {
+    pub model: String,
+    /// One vector comes back per input, in order.
+    pub input: Vec<String>,
+    /// Cut an input longer than the context window rather than refuse it.
+    pub truncate: bool,
+    /// Keep only the first `dimensions` of each vector (scaled to unit
+    /// length again), for models trained to allow it.
+    pub dimensions: Option<usize>,
+    pub options: Options,
+    pub keep_alive: Option<KeepAlive>,
+}
+
+/// Unit-length vectors, one per input, and what making them took.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Embeddings {
+    /// The model, as the backend names it.
+    pub model: String,
+    pub vectors: Vec<Vec<f32>>,
+    /// Tokens read, over every input.
+    pub prompt_tokens: u64,
+    /// Nanoseconds, from the request's arrival.
+    pub total_duration: u64,
+    /// Nanoseconds spent loading the model.
+    pub load_duration: u64,
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 use crate::backend::{
     Backend, BackendError, BackendHealth, BackendKind, LoadedModel, Manage, ModelCard, TokenStream,
 };
-use crate::inference::InferenceRequest;
+use crate::inference::{EmbedRequest, Embeddings, InferenceRequest};
 
 /// All backends, in order of preference: when two offer the same model
 /// name, the first one serves it.
@@ -148,6 +148,12 @@ impl Registry {
             .copied()
     }
 
+    /// Routes an embedding request to the backend serving its model.
+    pub async fn embed(&self, request: EmbedRequest) -> Result<Embeddings, BackendError> {
+        let backend = self.resolve(&request.model).await?;
+        backend.embed(request).await
+    }
+
     /// What the backend serving `model` knows of it.
     pub async fn describe(&self, model: &str) -> Result<ModelCard, BackendError> {
         self.resolve(model).await?.describe(model).await
@@ -267,6 +273,9 @@ mod tests {
             Box::pin(std::future::ready(listed))
         }
         fn infer(&self, _: InferenceRequest) -> BoxFuture<'_, Result<TokenStream, BackendError>> {
+            unreachable!("routing only")
+        }
+        fn embed(&self, _: EmbedRequest) -> BoxFuture<'_, Result<Embeddings, BackendError>> {
             unreachable!("routing only")
         }
         fn health(&self) -> BoxFuture<'_, BackendHealth> {

@@ -8,6 +8,7 @@
 
 mod card;
 mod catalog;
+mod embedding;
 mod engine;
 mod gguf;
 mod prompt;
@@ -24,13 +25,16 @@ use app::api::{Counters, ModelInfo};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::catalog::{Catalog, ModelFile};
+use self::embedding::{EmbedError, EmbedSettings};
 use self::engine::{Engine, EngineSettings, Job, Reservation, nanos};
 use self::sampling::Sampling;
 use super::{
     Backend, BackendError, BackendHealth, BackendKind, BoxFuture, Completion, Forwarded,
     LoadedModel, Manage, ModelCard, StreamEvent, TokenStream,
 };
-use crate::inference::{InferenceRequest, Input, Lifetime, Message, Role};
+use crate::inference::{
+    EmbedRequest, Embeddings, InferenceRequest, Input, KeepAlive, Lifetime, Message, Role,
+};
 
 /// The one embedded backend's name.
 const NAME: &str = "embedded";
@@ -230,6 +234,55 @@ impl EmbeddedBackend {
         }
     }
 
+    /// Embeds the inputs with the model, loaded as for an answer; the work
+    /// takes a parallel slot like an answer does (it uses the same cores).
+    async fn embed_inputs(&self, request: EmbedRequest) -> Result<Embeddings, BackendError> {
+        let received = Instant::now();
+        let keep_alive = lifetime(request.keep_alive.as_ref())?;
+        let file = self.find(&request.model).await?;
+        let _slot = self.acquire_slot().await?;
+        let (reservation, load_duration) = self.reserve_engine(&file).await?;
+        let engine = reservation.engine().clone();
+        let settings = EmbedSettings {
+            threads: self.settings.threads as i32,
+            window: request
+                .options
+                .context_window
+                .map_or(self.settings.context_size, |n| {
+                    n.clamp(16, self.settings.context_size)
+                }),
+        };
+        let EmbedRequest {
+            input,
+            truncate,
+            dimensions,
+            ..
+        } = request;
+        let cannot = "the embeddings could not be computed";
+        let embedded = tokio::task::spawn_blocking(move || {
+            embedding::embed(&engine.model, &input, truncate, dimensions, settings)
+        })
+        .await
+        .map_err(|error| self.internal(cannot, error))?;
+        reservation
+            .engine()
+            .set_keep_alive(self.keep_alive(keep_alive));
+        let (vectors, prompt_tokens) = embedded.map_err(|error| match error {
+            EmbedError::TooLong { .. } => BackendError::Rejected {
+                status: 400,
+                message: error.to_string(),
+            },
+            EmbedError::Llama(detail) => self.internal(cannot, detail),
+        })?;
+        Ok(Embeddings {
+            model: file.info.name,
+            vectors,
+            prompt_tokens,
+            total_duration: nanos(received.elapsed()),
+            load_duration: nanos(load_duration),
+        })
+    }
+
     /// The keep-alive a request asked for, or the default.
     fn keep_alive(&self, asked: Option<Lifetime>) -> Option<Duration> {
         match asked {
@@ -300,19 +353,7 @@ impl EmbeddedBackend {
                     .into(),
             });
         }
-        let keep_alive = match &request.keep_alive {
-            None => None,
-            Some(keep_alive) => {
-                Some(
-                    keep_alive
-                        .lifetime()
-                        .map_err(|error| BackendError::Rejected {
-                            status: 400,
-                            message: error.to_string(),
-                        })?,
-                )
-            }
-        };
+        let keep_alive = lifetime(request.keep_alive.as_ref())?;
         let file = self.find(&request.model).await?;
         let text = match request.input {
             Input::Load => return self.preload(&file, keep_alive, received).await,
@@ -401,6 +442,20 @@ impl EmbeddedBackend {
             }),
         ))
     }
+}
+
+/// The keep-alive a request asked for, read; a bad one is the client's 400.
+fn lifetime(keep_alive: Option<&KeepAlive>) -> Result<Option<Lifetime>, BackendError> {
+    keep_alive
+        .map(|keep_alive| {
+            keep_alive
+                .lifetime()
+                .map_err(|error| BackendError::Rejected {
+                    status: 400,
+                    message: error.to_string(),
+                })
+        })
+        .transpose()
 }
 
 /// What the model is prompted with.
@@ -535,6 +590,10 @@ impl Backend for EmbeddedBackend {
                 error,
             }
         })
+    }
+
+    fn embed(&self, request: EmbedRequest) -> BoxFuture<'_, Result<Embeddings, BackendError>> {
+        Box::pin(self.embed_inputs(request))
     }
 
     fn describe(&self, model: &str) -> BoxFuture<'_, Result<ModelCard, BackendError>> {

@@ -16,13 +16,15 @@ use app::api::ModelInfo;
 use futures_util::StreamExt;
 use url::Url;
 
-use self::wire::{ErrorBody, Line, ProcessList, Request, TagList, Version};
+use self::wire::{
+    EmbedBody, EmbedResponse, ErrorBody, Line, ProcessList, Request, TagList, Version,
+};
 use super::ndjson::LineBuffer;
 use super::{
     Backend, BackendError, BackendHealth, BackendKind, BoxFuture, ConnectFailure, Forwarded,
     LoadedModel, Manage, ModelCard, StreamEvent, TokenStream,
 };
-use crate::inference::{InferenceRequest, Input};
+use crate::inference::{EmbedRequest, Embeddings, InferenceRequest, Input};
 
 /// How to reach an Ollama server.
 #[derive(Debug, Clone)]
@@ -66,6 +68,7 @@ struct Urls {
     chat: Url,
     show: Url,
     ps: Url,
+    embed: Url,
 }
 
 impl OllamaBackend {
@@ -92,6 +95,7 @@ impl OllamaBackend {
             chat: join("api/chat"),
             show: join("api/show"),
             ps: join("api/ps"),
+            embed: join("api/embed"),
         });
         Ok(Self {
             name: settings.name.into(),
@@ -279,6 +283,17 @@ impl Backend for OllamaBackend {
 
     fn infer(&self, request: InferenceRequest) -> BoxFuture<'_, Result<TokenStream, BackendError>> {
         Box::pin(self.stream(request))
+    }
+
+    fn embed(&self, request: EmbedRequest) -> BoxFuture<'_, Result<Embeddings, BackendError>> {
+        Box::pin(async move {
+            let body = EmbedBody::new(&request);
+            let response = self
+                .send(self.http.post(self.urls.embed.clone()).json(&body))
+                .await?;
+            let answer: EmbedResponse = self.json(response, "embeddings").await?;
+            Ok(answer.into_embeddings(request.model))
+        })
     }
 
     fn describe(&self, model: &str) -> BoxFuture<'_, Result<ModelCard, BackendError>> {

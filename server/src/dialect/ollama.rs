@@ -12,13 +12,13 @@ use app::api::ModelInfo;
 
 pub use self::events::{Endpoint, stream_answer};
 use self::wire::{
-    AnswerMessage, ChatRequest, ChatResponse, Details, GenerateRequest, GenerateResponse, Metrics,
-    Process, ProcessList, ShowResponse, Tag, TagList,
+    AnswerMessage, ChatRequest, ChatResponse, Details, EmbedResponse, GenerateRequest,
+    GenerateResponse, Metrics, Process, ProcessList, ShowResponse, Tag, TagList,
 };
 use super::native::{keep_alive_of, non_empty, options_of, think_of};
 use crate::backend::{LoadedModel, ModelCard};
 use crate::error::AppError;
-use crate::inference::{Format, InferenceRequest, Input, Message, Role};
+use crate::inference::{EmbedRequest, Embeddings, Format, InferenceRequest, Input, Message, Role};
 use crate::stream::{Collected, Completion};
 
 /// The Ollama version whose API llm-chat speaks, for clients that check
@@ -82,6 +82,47 @@ pub fn chat_request(request: ChatRequest) -> Result<(InferenceRequest, bool), Ap
         },
         request.stream.unwrap_or(true),
     ))
+}
+
+/// `POST /api/embed`.
+pub fn embed_request(request: wire::EmbedRequest) -> Result<EmbedRequest, AppError> {
+    require_model(&request.model)?;
+    let input = match request.input {
+        serde_json::Value::Null => Vec::new(),
+        serde_json::Value::String(text) if text.is_empty() => Vec::new(),
+        serde_json::Value::String(text) => vec![text],
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .map(|item| match item {
+                serde_json::Value::String(text) => Ok(text),
+                _ => Err(AppError::BadRequest(
+                    "invalid input type: input must be a string or an array of strings".into(),
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => {
+            return Err(AppError::BadRequest(
+                "invalid input type: input must be a string or an array of strings".into(),
+            ));
+        }
+    };
+    let dimensions = match request.dimensions {
+        None | Some(0) => None,
+        Some(n) if n > 0 => Some(n as usize),
+        Some(_) => {
+            return Err(AppError::BadRequest(
+                "dimensions must be a positive number".into(),
+            ));
+        }
+    };
+    Ok(EmbedRequest {
+        model: request.model,
+        input,
+        truncate: request.truncate.unwrap_or(true),
+        dimensions,
+        options: request.options.map(options_of).unwrap_or_default(),
+        keep_alive: request.keep_alive.map(keep_alive_of),
+    })
 }
 
 /// The model a `show` or management call names (`model`, or the older `name`).
@@ -201,6 +242,17 @@ pub fn metrics(completion: &Completion) -> Metrics {
 }
 
 // ------------------------------------------------------------ models
+
+/// The vectors, under the model's name as the request gave it.
+pub fn embed_response(model: String, embeddings: Embeddings) -> EmbedResponse {
+    EmbedResponse {
+        model,
+        embeddings: embeddings.vectors,
+        total_duration: embeddings.total_duration,
+        load_duration: embeddings.load_duration,
+        prompt_eval_count: embeddings.prompt_tokens,
+    }
+}
 
 pub fn tags(models: Vec<ModelInfo>) -> TagList {
     TagList {
@@ -343,6 +395,22 @@ mod tests {
             ))
             .contains("invalid format")
         );
+    }
+
+    #[test]
+    fn embed_takes_a_string_or_strings_and_truncates_unless_told_not_to() {
+        let parse = |body: serde_json::Value| embed_request(serde_json::from_value(body).unwrap());
+        let one = parse(json!({"model": "m", "input": "hi"})).unwrap();
+        assert_eq!((one.input, one.truncate), (vec!["hi".to_string()], true));
+        let two = parse(json!({"model": "m", "input": ["a", "b"], "truncate": false,
+                                "dimensions": 4}))
+        .unwrap();
+        assert_eq!(
+            (two.input.len(), two.truncate, two.dimensions),
+            (2, false, Some(4))
+        );
+        assert!(parse(json!({"model": "m"})).unwrap().input.is_empty());
+        assert!(parse(json!({"model": "m", "input": [1]})).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! here or as `chat.completion.chunk` / `text_completion` events
 //! ([`events`]). Errors are OpenAI's shape ([`error`]).
 
+pub mod embeddings;
 pub mod error;
 mod events;
 pub mod wire;
@@ -195,7 +196,7 @@ pub fn completion_request(
     ))
 }
 
-fn require_model(model: &str) -> Result<(), OpenAiError> {
+pub(super) fn require_model(model: &str) -> Result<(), OpenAiError> {
     if model.trim().is_empty() {
         return Err(OpenAiError::invalid(
             "model",

@@ -18,8 +18,8 @@ use utoipa_axum::routes;
 
 use crate::backend::Manage;
 use crate::dialect::ollama::wire::{
-    ChatRequest, ChatResponse, GenerateRequest, GenerateResponse, ManageTarget, ProcessList,
-    ShowRequest, ShowResponse, TagList, Version,
+    ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, GenerateRequest, GenerateResponse,
+    ManageTarget, ProcessList, ShowRequest, ShowResponse, TagList, Version,
 };
 use crate::dialect::ollama::{self, API_VERSION, Endpoint};
 use crate::error::AppError;
@@ -35,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(show))
         .routes(routes!(generate))
         .routes(routes!(chat))
+        .routes(routes!(embed))
         .route("/api/pull", post(pull))
         .route("/api/push", post(push))
         .route("/api/create", post(create))
@@ -179,6 +180,32 @@ pub async fn chat(
     }
     let answer = stream::collect(tokens).await?;
     Ok(Json(ollama::chat_response(model, answer)).into_response())
+}
+
+/// Turns text into vectors: a string or an array of strings, one unit
+/// vector per input; an input too long is cut unless `truncate: false`.
+#[utoipa::path(
+    post,
+    path = "/api/embed",
+    operation_id = "ollama_embed",
+    tag = "ollama",
+    request_body = EmbedRequest,
+    responses(
+        (status = 200, description = "One vector per input, in order", body = EmbedResponse),
+        (status = 400, description = "A missing field, or an input too long with `truncate: false`", body = ErrorBody),
+        (status = 404, description = "Unknown model", body = ErrorBody),
+        (status = 502, description = "The backend is unreachable or failed", body = ErrorBody),
+        (status = 503, description = "The backend is busy", body = ErrorBody),
+    )
+)]
+pub async fn embed(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<EmbedRequest>,
+) -> Result<Json<EmbedResponse>, AppError> {
+    let request = ollama::embed_request(request)?;
+    let model = request.model.clone();
+    let embeddings = state.registry.embed(request).await?;
+    Ok(Json(ollama::embed_response(model, embeddings)))
 }
 
 async fn pull(

@@ -10,9 +10,10 @@ use axum::routing::get;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::dialect::openai::embeddings::{embed_request, embedding_list};
 use crate::dialect::openai::wire::{
-    ChatCompletion, ChatCompletionRequest, CompletionRequest, ErrorBody, Model, ModelList,
-    TextCompletion,
+    ChatCompletion, ChatCompletionRequest, CompletionRequest, EmbeddingList, EmbeddingRequest,
+    ErrorBody, Model, ModelList, TextCompletion,
 };
 use crate::dialect::openai::{self, Dialect, OpenAiError};
 use crate::error::AppError;
@@ -28,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .route("/models/{owner}/{*rest}", get(get_nested_model))
         .routes(routes!(chat_completions))
         .routes(routes!(completions))
+        .routes(routes!(embeddings))
         .fallback(not_found)
 }
 
@@ -163,6 +165,34 @@ pub async fn completions(
     }
     let answer = stream::collect(tokens).await?;
     Ok(Json(openai::text_completion(answering, answer)).into_response())
+}
+
+/// Turns text into vectors: a string or an array of strings in, one unit
+/// vector per input out, as floats or (`encoding_format: "base64"`) their
+/// little-endian `f32` bytes.
+#[utoipa::path(
+    post,
+    path = "/embeddings",
+    tag = "openai",
+    request_body = EmbeddingRequest,
+    responses(
+        (status = 200, description = "One vector per input, in order, with the tokens read", body = EmbeddingList),
+        (status = 400, description = "A missing or unsupported parameter, or an input longer than the model's window", body = ErrorBody),
+        (status = 404, description = "Unknown model (`code: model_not_found`)", body = ErrorBody),
+        (status = 502, description = "The backend is unreachable or failed", body = ErrorBody),
+        (status = 503, description = "The backend is busy", body = ErrorBody),
+        (status = 504, description = "The backend did not answer in time", body = ErrorBody),
+    )
+)]
+pub async fn embeddings(
+    State(state): State<AppState>,
+    body: Result<ApiJson<EmbeddingRequest>, AppError>,
+) -> Result<Json<EmbeddingList>, OpenAiError> {
+    let ApiJson(request) = body?;
+    let (request, encoding) = embed_request(request)?;
+    let model = request.model.clone();
+    let embeddings = state.registry.embed(request).await?;
+    Ok(Json(embedding_list(model, embeddings, encoding)))
 }
 
 async fn not_found(OriginalUri(uri): OriginalUri) -> OpenAiError {

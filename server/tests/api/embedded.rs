@@ -597,3 +597,112 @@ async fn a_raw_prompt_reaches_the_model_as_written() {
     // Ollama gives no context back for a raw prompt.
     assert!(answer.get("context").is_none(), "{answer}");
 }
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn vectors(body: &Value) -> Vec<Vec<f32>> {
+    body["embeddings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|vector| {
+            vector
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect()
+}
+
+/// llama.cpp's embedding mode on a GGUF that is no embedding model: mean
+/// pooled, unit length, one vector per input, the same text giving the
+/// same vector, and a paraphrase nearer than an unrelated sentence.
+#[tokio::test]
+async fn the_embedded_model_embeds_text_into_unit_vectors() {
+    let (app, _) = spawn_embedded(settings()).await;
+
+    let response = app
+        .post_json(
+            "/api/embed",
+            json!({"model": CHAT_MODEL, "input": [
+                "Paris is the capital of France.",
+                "The capital city of France is Paris.",
+                "Bananas are rich in potassium.",
+                "Paris is the capital of France.",
+            ]}),
+        )
+        .await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let vectors = vectors(&body);
+    assert_eq!(vectors.len(), 4);
+    for vector in &vectors {
+        assert_eq!(vector.len(), 576, "SmolLM2 135M's width");
+        assert!((cosine(vector, vector) - 1.0).abs() < 1e-4);
+    }
+    assert_eq!(vectors[0], vectors[3]);
+    assert!(
+        cosine(&vectors[0], &vectors[1]) > cosine(&vectors[0], &vectors[2]),
+        "paraphrase {} vs unrelated {}",
+        cosine(&vectors[0], &vectors[1]),
+        cosine(&vectors[0], &vectors[2])
+    );
+    assert!(body["prompt_eval_count"].as_u64().unwrap() > 20, "{body}");
+
+    // Fewer dimensions, still unit length; OpenAI's dialect the same way.
+    let short: Value = app
+        .post_json(
+            "/v1/embeddings",
+            json!({"model": CHAT_MODEL, "input": "Paris", "dimensions": 64}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let vector: Vec<f32> = short["data"][0]["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(vector.len(), 64);
+    assert!((cosine(&vector, &vector) - 1.0).abs() < 1e-4);
+}
+
+#[tokio::test]
+async fn an_input_longer_than_the_window_is_cut_or_refused_as_asked() {
+    let (app, _) = spawn_embedded(EmbeddedSettings {
+        context_size: 64,
+        ..settings()
+    })
+    .await;
+    let long = "word ".repeat(200);
+
+    let cut = app
+        .post_json("/api/embed", json!({"model": CHAT_MODEL, "input": long}))
+        .await;
+    assert_eq!(cut.status(), 200);
+    let body: Value = cut.json().await.unwrap();
+    assert_eq!(body["prompt_eval_count"], 64);
+
+    let refused = app
+        .post_json(
+            "/api/embed",
+            json!({"model": CHAT_MODEL, "input": long, "truncate": false}),
+        )
+        .await;
+    assert_eq!(refused.status(), 400);
+    let message = refused.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("longer than the context window of 64"),
+        "{message}"
+    );
+}

@@ -9,7 +9,7 @@ use fake_ollama::Behavior;
 use llm_chat::backend::{
     Backend, BackendError, BackendHealth, BackendKind, BoxFuture, ModelCard, TokenStream,
 };
-use llm_chat::inference::InferenceRequest;
+use llm_chat::inference::{EmbedRequest, Embeddings, InferenceRequest};
 use reqwest::Response;
 use serde_json::{Value, json};
 
@@ -333,6 +333,9 @@ impl Backend for PanickingBackend {
         })
     }
     fn describe(&self, _: &str) -> BoxFuture<'_, Result<ModelCard, BackendError>> {
+        Box::pin(async { panic!("a bug in the backend") })
+    }
+    fn embed(&self, _: EmbedRequest) -> BoxFuture<'_, Result<Embeddings, BackendError>> {
         Box::pin(async { panic!("a bug in the backend") })
     }
 }

@@ -4,6 +4,7 @@
 mod chat;
 mod conversations;
 mod embedded;
+mod embeddings;
 mod errors;
 mod generate;
 mod generations;

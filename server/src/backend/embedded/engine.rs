@@ -64,12 +64,12 @@ pub fn llama_backend() -> Result<&'static LlamaBackend, LoadError> {
 
 /// llama-cpp-2 says creating contexts concurrently from one model is
 /// unsound, so every creation holds this lock.
-static CONTEXT_CREATION: Mutex<()> = Mutex::new(());
+pub(super) static CONTEXT_CREATION: Mutex<()> = Mutex::new(());
 
 /// Only one decode runs at a time in the whole process, whatever the number
 /// of loaded models: each uses every core, and oversubscribed threads
 /// collapse llama.cpp's speed.
-static DECODE: Mutex<()> = Mutex::new(());
+pub(super) static DECODE: Mutex<()> = Mutex::new(());
 
 /// How each engine is sized.
 #[derive(Debug, Clone)]

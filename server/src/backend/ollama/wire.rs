@@ -7,7 +7,9 @@ use app::api::{Counters, ModelDetails, ModelInfo};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::LoadedModel;
-use crate::inference::{Format, InferenceRequest, Input, KeepAlive, Message, Options, Think};
+use crate::inference::{
+    EmbedRequest, Embeddings, Format, InferenceRequest, Input, KeepAlive, Message, Options, Think,
+};
 use crate::stream::Completion;
 
 /// The body of `POST /api/generate` or `/api/chat`, always streamed.
@@ -113,13 +115,7 @@ impl<'a> Request<'a> {
     /// a chat to `/api/chat`.
     pub fn new(request: &'a InferenceRequest) -> Self {
         let options = options(&request.options);
-        let keep_alive = request
-            .keep_alive
-            .as_ref()
-            .map(|keep_alive| match keep_alive {
-                KeepAlive::Seconds(seconds) => KeepAliveBody::Seconds(*seconds),
-                KeepAlive::Text(text) => KeepAliveBody::Text(text),
-            });
+        let keep_alive = request.keep_alive.as_ref().map(keep_alive);
         let think = request.think.as_ref().map(|think| match think {
             Think::Enabled(on) => ThinkBody::Enabled(*on),
             Think::Level(level) => ThinkBody::Level(level),
@@ -169,6 +165,13 @@ impl<'a> Request<'a> {
                 stream: true,
             }),
         }
+    }
+}
+
+fn keep_alive(keep_alive: &KeepAlive) -> KeepAliveBody<'_> {
+    match keep_alive {
+        KeepAlive::Seconds(seconds) => KeepAliveBody::Seconds(*seconds),
+        KeepAlive::Text(text) => KeepAliveBody::Text(text),
     }
 }
 
@@ -351,6 +354,65 @@ impl Tag {
             digest: self.digest,
             details: self.details,
             backend: backend.to_string(),
+        }
+    }
+}
+
+/// The body of `POST /api/embed`.
+#[derive(Debug, Serialize)]
+pub struct EmbedBody<'a> {
+    model: &'a str,
+    input: &'a [String],
+    truncate: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dimensions: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    options: Option<OptionsBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keep_alive: Option<KeepAliveBody<'a>>,
+}
+
+impl<'a> EmbedBody<'a> {
+    pub fn new(request: &'a EmbedRequest) -> Self {
+        Self {
+            model: &request.model,
+            input: &request.input,
+            truncate: request.truncate,
+            dimensions: request.dimensions,
+            options: options(&request.options),
+            keep_alive: request.keep_alive.as_ref().map(keep_alive),
+        }
+    }
+}
+
+/// Ollama's answer to `/api/embed`.
+#[derive(Deserialize)]
+pub struct EmbedResponse {
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    embeddings: Vec<Vec<f32>>,
+    #[serde(default)]
+    total_duration: u64,
+    #[serde(default)]
+    load_duration: u64,
+    #[serde(default)]
+    prompt_eval_count: u64,
+}
+
+impl EmbedResponse {
+    /// The vectors, named as Ollama named the model (or as asked).
+    pub fn into_embeddings(self, asked: String) -> Embeddings {
+        Embeddings {
+            model: if self.model.is_empty() {
+                asked
+            } else {
+                self.model
+            },
+            vectors: self.embeddings,
+            prompt_tokens: self.prompt_eval_count,
+            total_duration: self.total_duration,
+            load_duration: self.load_duration,
         }
     }
 }

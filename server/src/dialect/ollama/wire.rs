@@ -97,6 +97,27 @@ pub struct Message {
     pub tool_calls: Vec<Value>,
 }
 
+/// Body of `POST /api/embed`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = OllamaEmbedRequest)]
+pub struct EmbedRequest {
+    #[serde(default)]
+    pub model: String,
+    /// A string or an array of strings; empty loads the model only.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub input: Value,
+    /// Cut an input too long for the context (`true` unless set).
+    #[serde(default)]
+    pub truncate: Option<bool>,
+    #[serde(default)]
+    pub dimensions: Option<i64>,
+    #[serde(default)]
+    pub options: Option<ModelOptions>,
+    #[serde(default)]
+    pub keep_alive: Option<KeepAlive>,
+}
+
 /// Body of `POST /api/show`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[schema(as = OllamaShowRequest)]
@@ -219,6 +240,20 @@ pub struct ShowResponse {
     #[serde(flatten)]
     #[schema(ignore)]
     pub extra: serde_json::Map<String, Value>,
+}
+
+/// `POST /api/embed`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = OllamaEmbedResponse)]
+pub struct EmbedResponse {
+    pub model: String,
+    pub embeddings: Vec<Vec<f32>>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub total_duration: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub load_duration: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub prompt_eval_count: u64,
 }
 
 /// `POST /api/generate`'s answer with `stream: false`, and the last line of

@@ -245,3 +245,58 @@ pub struct ErrorDetail {
     /// `model_not_found`, `unsupported_parameter`…
     pub code: Option<String>,
 }
+
+// ------------------------------------------------------------ embeddings
+
+/// Body of `POST /v1/embeddings` (`user`, like any field not named here,
+/// is accepted and not used).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = OpenAiEmbeddingRequest)]
+pub struct EmbeddingRequest {
+    #[serde(default)]
+    pub model: String,
+    /// A string, or an array of strings (token-id arrays are refused).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub input: Value,
+    /// `float` (the default) or `base64`.
+    #[serde(default)]
+    pub encoding_format: Option<String>,
+    #[serde(default)]
+    pub dimensions: Option<i64>,
+}
+
+/// `POST /v1/embeddings`'s answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = OpenAiEmbeddingList)]
+pub struct EmbeddingList {
+    pub object: &'static str,
+    pub data: Vec<Embedding>,
+    pub model: String,
+    pub usage: EmbeddingUsage,
+}
+
+/// One input's vector.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = OpenAiEmbedding)]
+pub struct Embedding {
+    pub object: &'static str,
+    pub index: usize,
+    pub embedding: EmbeddingVector,
+}
+
+/// Floats, or their little-endian `f32` bytes in base64.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[schema(as = OpenAiEmbeddingVector)]
+pub enum EmbeddingVector {
+    Float(Vec<f32>),
+    Base64(String),
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = OpenAiEmbeddingUsage)]
+pub struct EmbeddingUsage {
+    pub prompt_tokens: u64,
+    pub total_tokens: u64,
+}
