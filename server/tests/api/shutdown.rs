@@ -102,3 +102,47 @@ async fn shutdown_does_not_wait_past_the_grace_period() {
     assert!(waited < Duration::from_millis(1500), "{waited:?}");
     stuck.abort();
 }
+
+/// Each dialect's stream ends in its own words: Ollama's NDJSON with an
+/// error line, OpenAI's SSE with its streamed error (and no `[DONE]`).
+#[tokio::test]
+async fn shutdown_ends_every_dialects_stream_in_its_own_shape() {
+    let app = spawn_app(Behavior {
+        tokens: 100,
+        token_delay_ms: 50,
+        ..Behavior::default()
+    })
+    .await;
+    let question = json!([{"role": "user", "content": "Hi"}]);
+    let mut ollama = app
+        .post_json(
+            "/api/chat",
+            json!({"model": "llama3.2", "messages": question}),
+        )
+        .await;
+    let mut openai = app
+        .post_json(
+            "/v1/chat/completions",
+            json!({"model": "llama3.2", "messages": question, "stream": true}),
+        )
+        .await;
+    assert!(ollama.chunk().await.unwrap().is_some());
+    assert!(openai.chunk().await.unwrap().is_some());
+
+    app.state.shutdown.trigger();
+
+    let ollama = ollama.text().await.unwrap();
+    assert!(
+        ollama.ends_with("{\"error\":\"server shutting down\"}\n"),
+        "{ollama}"
+    );
+    let openai = openai.text().await.unwrap();
+    assert!(
+        openai.ends_with(
+            "data: {\"error\":{\"message\":\"server shutting down\",\"type\":\"server_error\",\
+             \"param\":null,\"code\":null}}\n\n"
+        ),
+        "{openai}"
+    );
+    assert!(!openai.contains("[DONE]"));
+}
