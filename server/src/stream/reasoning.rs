@@ -65,6 +65,15 @@ impl ThinkTags {
         if self.is_passing() {
             return out(StreamEvent::Token(token));
         }
+        // Most answers: a first token that cannot begin a tag goes on as it
+        // is, with no copy (it is the one the time to first token waits for).
+        let plain_start = |text: &str| {
+            !text.is_empty() && !text.starts_with(|c: char| c.is_whitespace() || c == '<')
+        };
+        if self.phase == Phase::Opening && self.held.is_empty() && plain_start(&token) {
+            self.phase = Phase::Answer;
+            return out(StreamEvent::Token(token));
+        }
         let mut text = std::mem::take(&mut self.held);
         text.push_str(&token);
         let mut rest = text.as_str();
