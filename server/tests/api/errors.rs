@@ -185,6 +185,18 @@ async fn a_body_over_the_limit_is_413() {
         .await;
     let message = error_of(response, 413).await;
     assert!(message.contains("larger than"), "{message}");
+    // The same limit, in each dialect's shape.
+    let big = json!({"model": "llama3.2", "prompt": prompt, "messages": [], "input": prompt});
+    for path in ["/api/generate", "/api/chat", "/api/embed"] {
+        let message = error_of(app.post_json(path, big.clone()).await, 413).await;
+        assert!(message.contains("larger than"), "{path}: {message}");
+    }
+    for path in ["/v1/completions", "/v1/embeddings"] {
+        let response = app.post_json(path, big.clone()).await;
+        assert_eq!(response.status(), 413, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "request_too_large", "{path}");
+    }
     // Just under the limit is fine.
     let prompt = "x".repeat(60 * 1024);
     let response = app
