@@ -26,7 +26,7 @@ use serde_json::json;
 
 use crate::paths::{PathKind, Target};
 use crate::processes::{LITELLM_KEY, Service, wait_ready};
-use crate::report::{EmbeddedRow, Idle, Results, Saturation, SaturationRun};
+use crate::report::{Alone, EmbeddedRow, Idle, Results, Saturation, SaturationRun};
 use crate::stats::{Summary, ms};
 
 #[derive(Debug, Parser)]
@@ -300,7 +300,7 @@ async fn relay_rows(
     let fake = processes::fake_ollama(&args.bin_dir.join("fake-ollama"))?;
     wait_ready(&fake, "/api/version", Duration::from_secs(10)).await?;
     let gateway = start_gateway(args, root, &fake).await?;
-    let litellm = if plan.litellm {
+    let mut litellm = if plan.litellm {
         say("starting LiteLLM proxy (slow to import)");
         Some(start_litellm(args, work, &fake).await?)
     } else {
@@ -354,14 +354,6 @@ async fn relay_rows(
         });
     }
     results.paths = targets.iter().map(|t| t.kind).collect();
-    let gateway_of = |kind: PathKind| match kind {
-        PathKind::Direct => None,
-        PathKind::GenerateStream
-        | PathKind::Generations
-        | PathKind::Conversation
-        | PathKind::OpenAi => Some(&gateway),
-        PathKind::LiteLlm => litellm.as_ref(),
-    };
     let client = load::http1_client();
 
     // Time to first token.
@@ -375,9 +367,32 @@ async fn relay_rows(
         load::run_streams(target, &client, 2, "Warm up").await;
     }
     results.latency = vec![Vec::new(); targets.len()];
+    results.alone = vec![Vec::new(); targets.len()];
     let stream_duration = Duration::from_millis(plan.token_delay_ms * plan.tokens as u64);
     for &level in &plan.concurrencies {
-        for (index, target) in targets.iter().enumerate() {
+        for index in 0..targets.len() {
+            let kind = targets[index].kind;
+            // A row starts on a quiet machine: a peer still working for
+            // clients that left (LiteLLM does not stop) is restarted.
+            let (restarted, busy) =
+                quiet_machine(args, work, &fake, &gateway, &mut litellm).await?;
+            if restarted && let Some(litellm) = &litellm {
+                for target in targets.iter_mut().filter(|t| t.kind == PathKind::LiteLlm) {
+                    target.base_url = litellm.url.clone();
+                }
+            }
+            // The gateways this row does not go through.
+            let others: Vec<&Service> = match kind {
+                PathKind::Direct => [Some(&gateway), litellm.as_ref()],
+                PathKind::LiteLlm => [Some(&gateway), None],
+                _ => [litellm.as_ref(), None],
+            }
+            .into_iter()
+            .flatten()
+            .collect();
+            let load_before = processes::load_average();
+            let others_before = processes::cpu_of(&others);
+            let target = &targets[index];
             say(&format!("TTFT: {level} streams on {}", target.kind.label()));
             let summary = bounded(load::run_concurrent(
                 target,
@@ -388,6 +403,12 @@ async fn relay_rows(
                 "Tell me a story",
             ))
             .await;
+            results.alone[index].push(Alone {
+                load_before,
+                others_cpu_seconds: processes::cpu_of(&others) - others_before,
+                busy_before: busy,
+                restarted,
+            });
             results.latency[index].push(summary);
             clear_events(&fake).await;
         }
@@ -399,16 +420,24 @@ async fn relay_rows(
     for round in 0..plan.saturation_rounds {
         // Each round starts with another path, so no path always runs just
         // after the same one.
-        let order = (0..targets.len()).map(|i| (i + round) % targets.len());
+        let count = targets.len();
+        let order = (0..count).map(|i| (i + round) % count);
         for index in order {
-            let target = &targets[index];
-            let litellm = target.kind == PathKind::LiteLlm;
+            let kind = targets[index].kind;
+            let is_litellm = kind == PathKind::LiteLlm;
             // A conversation message relays as a generation does; its row is
             // its time to first token.
-            if (litellm && round > 0) || target.kind == PathKind::Conversation {
+            if (is_litellm && round > 0) || kind == PathKind::Conversation {
                 continue;
             }
-            let tokens = if litellm {
+            let (restarted, _) = quiet_machine(args, work, &fake, &gateway, &mut litellm).await?;
+            if restarted && let Some(litellm) = &litellm {
+                for target in targets.iter_mut().filter(|t| t.kind == PathKind::LiteLlm) {
+                    target.base_url = litellm.url.clone();
+                }
+            }
+            let target = &targets[index];
+            let tokens = if is_litellm {
                 plan.litellm_saturation_tokens
             } else {
                 plan.saturation_tokens
@@ -421,7 +450,11 @@ async fn relay_rows(
                 plan.saturation_streams,
                 target.kind.label()
             ));
-            let service = gateway_of(target.kind);
+            let service = match kind {
+                PathKind::Direct => None,
+                PathKind::LiteLlm => litellm.as_ref(),
+                _ => Some(&gateway),
+            };
             let cpu_before = service.map(Service::cpu_seconds).transpose()?;
             let target = Target {
                 expected_tokens: Some(tokens as u64),
@@ -605,6 +638,35 @@ async fn start_gateway(args: &Args, root: &Path, fake: &Service) -> Result<Servi
 }
 
 /// LiteLLM in front of the fake, once it answers (it is slow to import).
+/// Waits (up to 20 s) until fake-ollama, llm-chat and LiteLLM are all idle;
+/// LiteLLM, which keeps streaming for clients that left, is restarted when
+/// it cannot settle. Says whether it was, and what was still busy.
+async fn quiet_machine(
+    args: &Args,
+    work: &Path,
+    fake: &Service,
+    gateway: &Service,
+    litellm: &mut Option<Service>,
+) -> Result<(bool, Vec<&'static str>), String> {
+    const WITHIN: Duration = Duration::from_secs(20);
+    let services: Vec<&Service> = [Some(fake), Some(gateway), litellm.as_ref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let busy = processes::settle(&services, WITHIN).await;
+    if !busy.contains(&"litellm") {
+        return Ok((false, busy));
+    }
+    say("LiteLLM is still working for clients that left: restarting it");
+    *litellm = None;
+    *litellm = Some(start_litellm(args, work, fake).await?);
+    let services: Vec<&Service> = [Some(fake), Some(gateway), litellm.as_ref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok((true, processes::settle(&services, WITHIN).await))
+}
+
 async fn start_litellm(args: &Args, work: &Path, fake: &Service) -> Result<Service, String> {
     let litellm = processes::litellm(&args.venv, &fake.url, MODEL, work)?;
     wait_ready(&litellm, "/health/liveliness", Duration::from_secs(120)).await?;

@@ -61,6 +61,54 @@ impl Drop for Service {
     }
 }
 
+/// How long a process's CPU time is watched to call it idle, and the most
+/// it may use meanwhile (one clock tick: `/proc` counts in 10 ms steps).
+const SETTLE_WINDOW: Duration = Duration::from_millis(500);
+const IDLE_CPU_SECONDS: f64 = 0.011;
+
+/// Waits, up to `within`, until every one of `services` is idle (its CPU
+/// time moves by at most a tick over a settle window). Returns the names of
+/// those still busy when the time is up.
+pub async fn settle(services: &[&Service], within: Duration) -> Vec<&'static str> {
+    let deadline = Instant::now() + within;
+    loop {
+        let before: Vec<f64> = services
+            .iter()
+            .map(|service| service.cpu_seconds().unwrap_or(0.0))
+            .collect();
+        tokio::time::sleep(SETTLE_WINDOW).await;
+        let busy: Vec<&'static str> = services
+            .iter()
+            .zip(&before)
+            .filter(|(service, before)| {
+                service.cpu_seconds().unwrap_or(0.0) - **before > IDLE_CPU_SECONDS
+            })
+            .map(|(service, _)| service.name)
+            .collect();
+        if busy.is_empty() || Instant::now() >= deadline {
+            return busy;
+        }
+    }
+}
+
+/// CPU seconds the services have used so far, together.
+pub fn cpu_of(services: &[&Service]) -> f64 {
+    services
+        .iter()
+        .map(|service| service.cpu_seconds().unwrap_or(0.0))
+        .sum()
+}
+
+/// The machine's load average over the last minute.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn clock_ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")

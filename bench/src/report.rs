@@ -18,12 +18,35 @@ pub struct Results {
     pub concurrencies: Vec<usize>,
     /// `latency[path][level]`.
     pub latency: Vec<Vec<Summary>>,
+    /// `alone[path][level]`: whether that row had the machine to itself.
+    pub alone: Vec<Vec<Alone>>,
     pub saturation: Vec<Saturation>,
     pub idle: Vec<Idle>,
     pub embedded: Vec<EmbeddedRow>,
     pub store: Option<StoreRows>,
     pub page: Option<PageRows>,
     pub notes: Vec<String>,
+}
+
+/// What else ran on the machine during a row.
+#[derive(Debug, Clone, Default)]
+pub struct Alone {
+    /// The 1-minute load average when the row started.
+    pub load_before: Option<f64>,
+    /// CPU seconds the gateways the row does not use spent while it ran.
+    pub others_cpu_seconds: f64,
+    /// Processes still busy when the row had to start anyway.
+    pub busy_before: Vec<&'static str>,
+    /// Whether LiteLLM was restarted to give the row a quiet machine.
+    pub restarted: bool,
+}
+
+impl Alone {
+    /// Another process used more than 5% of a core while the row ran, or
+    /// one was still busy when it began.
+    pub fn was_alone(&self, wall: std::time::Duration) -> bool {
+        self.busy_before.is_empty() && self.others_cpu_seconds <= 0.05 * wall.as_secs_f64()
+    }
 }
 
 /// One saturation run of one path.
@@ -363,7 +386,11 @@ impl Results {
             md,
             "*Streams* are in flight at once: that many clients run streams back to back, starts staggered. \
              *Added* is the path's percentile minus the direct path's, *× direct* the path's p50 over the direct path's; \
-             *vs LiteLLM* divides llm-chat's added latency by LiteLLM's.\n"
+             *vs LiteLLM* divides llm-chat's added latency by LiteLLM's. \
+             *Alone* says whether the row had the machine to itself: every process waited idle before it began \
+             (LiteLLM, which keeps working for clients that left, is restarted when it cannot settle: ↻), \
+             with the load average then and the CPU the gateways the row does not use spent during it; \
+             ⚠ marks a row another process took more than 5% of a core from.\n"
         );
         let _ = writeln!(
             md,
@@ -371,11 +398,11 @@ impl Results {
         );
         let _ = writeln!(
             md,
-            "| streams | path | TTFT p50 | TTFT p99 | × direct | added p50 | added p99 | added p50 vs LiteLLM | added p99 vs LiteLLM | gap p99 | errors |"
+            "| streams | path | TTFT p50 | TTFT p99 | × direct | added p50 | added p99 | added p50 vs LiteLLM | added p99 vs LiteLLM | gap p99 | errors | alone |"
         );
         let _ = writeln!(
             md,
-            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
         );
         for (level, streams) in self.concurrencies.iter().enumerate() {
             let direct = self.latency_of(PathKind::Direct, level);
@@ -392,9 +419,10 @@ impl Results {
                 if !summary.measured() {
                     let _ = writeln!(
                         md,
-                        "| {streams} | {} | — | — | — | — | — | — | — | — | {} |",
+                        "| {streams} | {} | — | — | — | — | — | — | — | — | {} | {} |",
                         path.label(),
                         errors_cell(summary.errors, summary.first_error.as_deref()),
+                        self.alone_cell(path, level, summary),
                     );
                     continue;
                 }
@@ -434,16 +462,45 @@ impl Results {
                     });
                 let _ = writeln!(
                     md,
-                    "| {streams} | {} | {:.2} ms | {:.2} ms | {times_direct} | {added50} | {added99} | {vs50} | {vs99} | {:.2} ms | {} |",
+                    "| {streams} | {} | {:.2} ms | {:.2} ms | {times_direct} | {added50} | {added99} | {vs50} | {vs99} | {:.2} ms | {} | {} |",
                     path.label(),
                     summary.ttft_p50_ms,
                     summary.ttft_p99_ms,
                     summary.gap_p99_ms,
                     errors_cell(summary.errors, summary.first_error.as_deref()),
+                    self.alone_cell(path, level, summary),
                 );
             }
         }
         md.push('\n');
+    }
+
+    /// `✅ load 0.42, others 0.01 s`, `⚠ …`, with `↻` when LiteLLM was restarted first.
+    fn alone_cell(&self, path: PathKind, level: usize, summary: &Summary) -> String {
+        let Some(alone) = self
+            .index(path)
+            .and_then(|index| self.alone.get(index)?.get(level))
+        else {
+            return "—".to_string();
+        };
+        let mark = if alone.was_alone(summary.wall) {
+            "✅"
+        } else {
+            "⚠"
+        };
+        let restarted = if alone.restarted { " ↻" } else { "" };
+        let load = alone
+            .load_before
+            .map_or("—".to_string(), |load| format!("{load:.2}"));
+        let busy = if alone.busy_before.is_empty() {
+            String::new()
+        } else {
+            format!(", busy before: {}", alone.busy_before.join(", "))
+        };
+        format!(
+            "{mark}{restarted} load {load}, others {:.2} s{busy}",
+            alone.others_cpu_seconds
+        )
     }
 
     fn saturation_table(&self, md: &mut String) {

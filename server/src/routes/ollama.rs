@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, post};
+use axum::routing::any;
 use bytes::Bytes;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -36,11 +36,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(generate))
         .routes(routes!(chat))
         .routes(routes!(embed))
-        .route("/api/pull", post(pull))
-        .route("/api/push", post(push))
-        .route("/api/create", post(create))
-        .route("/api/copy", post(copy))
-        .route("/api/delete", delete(delete_model))
+        .routes(routes!(pull))
+        .routes(routes!(push))
+        .routes(routes!(create))
+        .routes(routes!(copy))
+        .routes(routes!(delete_model))
         // Unknown paths under /api answer Ollama's JSON error, not the page.
         .route("/api/{*rest}", any(not_found))
 }
@@ -208,35 +208,105 @@ pub async fn embed(
     Ok(Json(ollama::embed_response(model, embeddings)))
 }
 
-async fn pull(
+/// Pulls a model on the Ollama upstream; its progress lines (`status`, `digest`, `total`, `completed`) stream back as Ollama writes them.
+#[utoipa::path(
+    post,
+    path = "/api/pull",
+    operation_id = "ollama_pull",
+    tag = "ollama",
+    request_body(content = Object, description = "Ollama's own body, passed on as it is"),
+    responses(
+        (status = 200, description = "Ollama's answer, passed on as it comes"),
+        (status = 400, description = "No model named, an embedded model, or no Ollama to do it", body = ErrorBody),
+        (status = 404, description = "Ollama does not have the model", body = ErrorBody),
+        (status = 502, description = "The Ollama upstream is unreachable", body = ErrorBody),
+    )
+)]
+pub async fn pull(
     state: State<AppState>,
     body: ApiJson<serde_json::Value>,
 ) -> Result<Response, AppError> {
     forward(state, Manage::Pull, body).await
 }
 
-async fn push(
+/// Pushes a model from the Ollama upstream that holds it to a registry, its progress streamed back.
+#[utoipa::path(
+    post,
+    path = "/api/push",
+    operation_id = "ollama_push",
+    tag = "ollama",
+    request_body(content = Object, description = "Ollama's own body, passed on as it is"),
+    responses(
+        (status = 200, description = "Ollama's answer, passed on as it comes"),
+        (status = 400, description = "No model named, an embedded model, or no Ollama to do it", body = ErrorBody),
+        (status = 404, description = "Ollama does not have the model", body = ErrorBody),
+        (status = 502, description = "The Ollama upstream is unreachable", body = ErrorBody),
+    )
+)]
+pub async fn push(
     state: State<AppState>,
     body: ApiJson<serde_json::Value>,
 ) -> Result<Response, AppError> {
     forward(state, Manage::Push, body).await
 }
 
-async fn create(
+/// Creates a model on the Ollama upstream, its progress streamed back.
+#[utoipa::path(
+    post,
+    path = "/api/create",
+    operation_id = "ollama_create",
+    tag = "ollama",
+    request_body(content = Object, description = "Ollama's own body, passed on as it is"),
+    responses(
+        (status = 200, description = "Ollama's answer, passed on as it comes"),
+        (status = 400, description = "No model named, an embedded model, or no Ollama to do it", body = ErrorBody),
+        (status = 404, description = "Ollama does not have the model", body = ErrorBody),
+        (status = 502, description = "The Ollama upstream is unreachable", body = ErrorBody),
+    )
+)]
+pub async fn create(
     state: State<AppState>,
     body: ApiJson<serde_json::Value>,
 ) -> Result<Response, AppError> {
     forward(state, Manage::Create, body).await
 }
 
-async fn copy(
+/// Copies a model (`source` to `destination`) on the Ollama upstream that holds it.
+#[utoipa::path(
+    post,
+    path = "/api/copy",
+    operation_id = "ollama_copy",
+    tag = "ollama",
+    request_body(content = Object, description = "Ollama's own body, passed on as it is"),
+    responses(
+        (status = 200, description = "Ollama's answer, passed on as it comes"),
+        (status = 400, description = "No model named, an embedded model, or no Ollama to do it", body = ErrorBody),
+        (status = 404, description = "Ollama does not have the model", body = ErrorBody),
+        (status = 502, description = "The Ollama upstream is unreachable", body = ErrorBody),
+    )
+)]
+pub async fn copy(
     state: State<AppState>,
     body: ApiJson<serde_json::Value>,
 ) -> Result<Response, AppError> {
     forward(state, Manage::Copy, body).await
 }
 
-async fn delete_model(
+/// Deletes a model from the Ollama upstream that holds it.
+#[utoipa::path(
+    delete,
+    path = "/api/delete",
+    operation_id = "ollama_delete",
+    tag = "ollama",
+    request_body(content = Object, description = "Ollama's own body, passed on as it is"),
+    responses(
+        (status = 200, description = "Ollama's answer, passed on as it comes"),
+        (status = 400, description = "No model named, an embedded model, or no Ollama to do it", body = ErrorBody),
+        (status = 404, description = "Ollama does not have the model", body = ErrorBody),
+        (status = 502, description = "The Ollama upstream is unreachable", body = ErrorBody),
+    )
+)]
+pub async fn delete_model(
     state: State<AppState>,
     body: ApiJson<serde_json::Value>,
 ) -> Result<Response, AppError> {
