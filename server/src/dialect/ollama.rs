@@ -12,7 +12,7 @@ use app::api::ModelInfo;
 
 pub use self::events::{Endpoint, stream_answer};
 use self::wire::{
-    AnswerMessage, ChatRequest, ChatResponse, Details, EmbedResponse, GenerateRequest,
+    AnswerMessage, ChatRequest, ChatResponse, Controls, Details, EmbedResponse, GenerateRequest,
     GenerateResponse, Metrics, Process, ProcessList, ShowResponse, Tag, TagList,
 };
 use super::native::{keep_alive_of, non_empty, options_of, think_of};
@@ -43,17 +43,7 @@ pub fn generate_request(request: GenerateRequest) -> Result<(InferenceRequest, b
             raw: request.raw,
         }
     };
-    Ok((
-        InferenceRequest {
-            model: request.model,
-            input,
-            options: request.options.map(options_of).unwrap_or_default(),
-            keep_alive: request.keep_alive.map(keep_alive_of),
-            think: request.think.map(think_of),
-            format: format(request.format)?,
-        },
-        request.stream.unwrap_or(true),
-    ))
+    inference(request.model, input, request.controls)
 }
 
 /// `POST /api/chat`, and whether to stream the answer.
@@ -71,16 +61,25 @@ pub fn chat_request(request: ChatRequest) -> Result<(InferenceRequest, bool), Ap
     } else {
         Input::Chat(messages)
     };
+    inference(request.model, input, request.controls)
+}
+
+/// The inference request for `input`, and whether to stream its answer.
+fn inference(
+    model: String,
+    input: Input,
+    controls: Controls,
+) -> Result<(InferenceRequest, bool), AppError> {
     Ok((
         InferenceRequest {
-            model: request.model,
+            model,
             input,
-            options: request.options.map(options_of).unwrap_or_default(),
-            keep_alive: request.keep_alive.map(keep_alive_of),
-            think: request.think.map(think_of),
-            format: format(request.format)?,
+            options: controls.options.map(options_of).unwrap_or_default(),
+            keep_alive: controls.keep_alive.map(keep_alive_of),
+            think: controls.think.map(think_of),
+            format: format(controls.format)?,
         },
-        request.stream.unwrap_or(true),
+        controls.stream.unwrap_or(true),
     ))
 }
 

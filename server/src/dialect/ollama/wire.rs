@@ -28,6 +28,24 @@ pub struct GenerateRequest {
     /// The prompt is already in the model's format: no template.
     #[serde(default)]
     pub raw: bool,
+    #[serde(flatten)]
+    pub controls: Controls,
+    /// Not supported: a clear 400.
+    #[serde(default)]
+    pub suffix: String,
+    /// Not supported: a clear 400.
+    #[serde(default)]
+    pub template: String,
+    /// Not supported: a clear 400.
+    #[serde(default)]
+    pub images: Vec<String>,
+}
+
+/// How an answer is produced and sent: what `/api/generate` and
+/// `/api/chat` both take.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = OllamaControls)]
+pub struct Controls {
     /// `true` unless set: NDJSON, one line per token.
     #[serde(default)]
     pub stream: Option<bool>,
@@ -41,15 +59,6 @@ pub struct GenerateRequest {
     pub keep_alive: Option<KeepAlive>,
     #[serde(default)]
     pub think: Option<Think>,
-    /// Not supported: a clear 400.
-    #[serde(default)]
-    pub suffix: String,
-    /// Not supported: a clear 400.
-    #[serde(default)]
-    pub template: String,
-    /// Not supported: a clear 400.
-    #[serde(default)]
-    pub images: Vec<String>,
 }
 
 /// Body of `POST /api/chat`.
@@ -61,17 +70,8 @@ pub struct ChatRequest {
     /// Empty: load the model and answer nothing.
     #[serde(default)]
     pub messages: Vec<Message>,
-    #[serde(default)]
-    pub stream: Option<bool>,
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub format: Value,
-    #[serde(default)]
-    pub options: Option<ModelOptions>,
-    #[serde(default)]
-    pub keep_alive: Option<KeepAlive>,
-    #[serde(default)]
-    pub think: Option<Think>,
+    #[serde(flatten)]
+    pub controls: Controls,
     /// Not supported: a clear 400.
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]

@@ -24,9 +24,9 @@ pub fn embed_request(request: EmbeddingRequest) -> Result<(EmbedRequest, Encodin
         Value::String(text) => vec![text],
         Value::Array(items) if items.iter().all(Value::is_string) => items
             .into_iter()
-            .map(|item| match item {
-                Value::String(text) => text,
-                _ => unreachable!("every item is a string"),
+            .filter_map(|item| match item {
+                Value::String(text) => Some(text),
+                _ => None,
             })
             .collect(),
         Value::Array(items) if items.iter().all(|item| item.is_number() || item.is_array()) => {
