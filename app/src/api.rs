@@ -28,7 +28,7 @@ pub struct ModelList {
 }
 
 /// One model as Ollama's `/api/tags` describes it, plus the backend serving it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ModelInfo {
     /// The name to put in a request's `model` field, e.g. `llama3.2:latest`.
@@ -42,8 +42,13 @@ pub struct ModelInfo {
     /// its checksum is still being computed (just after it appears).
     pub digest: String,
     pub details: ModelDetails,
-    /// The name of the backend instance serving it (`ollama`, `embedded`).
+    /// The name of the backend instance serving it (`ollama`, `embedded`):
+    /// the first of `backends`.
     pub backend: String,
+    /// Every backend instance serving it: a model several upstreams list is
+    /// one model, and each request goes to one of them.
+    #[serde(default)]
+    pub backends: Vec<String>,
 }
 
 /// What a model is: format, family, size class and quantisation.

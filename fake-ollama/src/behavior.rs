@@ -40,6 +40,11 @@ pub struct Behavior {
     pub pull_steps: usize,
     /// Pause before each progress line of a pull, in milliseconds.
     pub pull_step_ms: u64,
+    /// The bearer key the OpenAI side (`/v1/*`) requires; none: any.
+    pub api_key: Option<String>,
+    /// What the OpenAI side's `/health` answers (llama.cpp server says 503
+    /// while its model loads); none: 200.
+    pub health_status: Option<u16>,
 }
 
 impl Default for Behavior {
@@ -59,6 +64,8 @@ impl Default for Behavior {
             error_message: "model runner has unexpectedly stopped".to_string(),
             pull_steps: 4,
             pull_step_ms: 0,
+            api_key: None,
+            health_status: None,
         }
     }
 }

@@ -5,7 +5,10 @@
 //! default, one JSON with `"stream": false`, Ollama's error bodies, an
 //! empty prompt loading the model), and manages models as Ollama does
 //! (`/api/pull` with paced progress lines, `/api/delete`, `/api/copy`,
-//! `/api/create`). It paces and breaks its answers on request, and records
+//! `/api/create`). The same models and behaviour are served in OpenAI's
+//! dialect too (`/v1/models`, `/v1/chat/completions`, `/v1/completions`,
+//! `/v1/embeddings`, `/health`), as vLLM or llama.cpp server would, for the
+//! OpenAI-compatible backend. It paces and breaks its answers on request, and records
 //! what it saw so tests can prove, for example, that a client's cancel
 //! reached the upstream.
 //!
@@ -20,6 +23,7 @@ mod embed;
 mod events;
 mod manage;
 mod models;
+mod openai;
 mod routes;
 
 use std::collections::BTreeSet;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::answer::{Answer, Endpoint};
 use crate::behavior::Behavior;
-use crate::{FakeState, embed, manage};
+use crate::{FakeState, embed, manage, openai};
 
 pub fn router(state: FakeState) -> Router {
     Router::new()
@@ -26,6 +26,11 @@ pub fn router(state: FakeState) -> Router {
         .route("/api/generate", post(generate))
         .route("/api/chat", post(chat))
         .route("/api/embed", post(embed::embed))
+        .route("/health", get(openai::health))
+        .route("/v1/models", get(openai::list_models))
+        .route("/v1/chat/completions", post(openai::chat))
+        .route("/v1/completions", post(openai::completions))
+        .route("/v1/embeddings", post(openai::embeddings))
         .route("/_fake/events", get(list_events).delete(clear_events))
         .route("/_fake/stats", get(stats))
         .route("/_fake/behavior", get(get_behavior).post(set_behavior))

@@ -14,7 +14,10 @@ use tokio::net::TcpListener;
 use crate::assets::Assets;
 use crate::backend::Backend;
 use crate::backend::embedded::{EmbeddedBackend, EmbeddedSettings};
-use crate::backend::ollama::{OllamaBackend, OllamaSettings};
+use crate::backend::http::HttpSettings;
+use crate::backend::ollama::OllamaBackend;
+use crate::backend::openai::OpenAiBackend;
+use crate::backend::scoped::Scoped;
 use crate::config::Config;
 use crate::conversations::ConversationStore;
 use crate::conversations::replies::Replies;
@@ -22,11 +25,12 @@ use crate::conversations::sqlite::SqliteStore;
 use crate::generations::memory::MemoryStore;
 use crate::generations::{GenerationSettings, GenerationStore};
 use crate::metrics::Metrics;
-use crate::registry::Registry;
+use crate::registry::{Failover, Member, Registry};
 use crate::routes;
 use crate::shutdown::Shutdown;
 use crate::state::AppState;
 use crate::stream::body::StreamContext;
+use crate::upstreams::UpstreamKind;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -49,41 +53,73 @@ pub struct Application {
     router: Router,
     state: AppState,
     grace: Duration,
+    probe_interval: Duration,
 }
 
 impl Application {
-    /// Builds the server with the backends the configuration names.
+    /// Builds the server with the backends the configuration names: every
+    /// upstream, then the embedded engine.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let ollama = OllamaBackend::new(OllamaSettings {
-            name: "ollama".into(),
-            url: config
-                .ollama_base_url()
-                .map_err(|error| StartError::Config(error.to_string()))?,
-            timeout: config.ollama_timeout,
-            tcp_keep_alive: config.ollama_keep_alive,
-            idle_timeout: config.ollama_idle_timeout,
-        })
-        .map_err(|error| StartError::Config(format!("OLLAMA_URL: {error}")))?;
-        // Ollama first: when both offer a model name, Ollama serves it.
-        let mut backends: Vec<Arc<dyn Backend>> = vec![Arc::new(ollama)];
+        let config_error = |error: &dyn std::fmt::Display| StartError::Config(error.to_string());
+        let mut members = Vec::new();
+        for spec in config.upstreams().map_err(|e| config_error(&e))? {
+            let settings = HttpSettings {
+                name: spec.name.clone(),
+                url: spec.url.clone(),
+                timeout: config.ollama_timeout,
+                tcp_keep_alive: config.ollama_keep_alive,
+                idle_timeout: config.ollama_idle_timeout,
+            };
+            let backend: Arc<dyn Backend> = match spec.kind {
+                UpstreamKind::Ollama => {
+                    Arc::new(OllamaBackend::new(settings).map_err(|e| config_error(&e))?)
+                }
+                UpstreamKind::Openai => Arc::new(
+                    OpenAiBackend::new(settings, spec.api_key.as_deref())
+                        .map_err(|e| config_error(&e))?,
+                ),
+            };
+            let backend: Arc<dyn Backend> = match spec.models {
+                Some(models) => Arc::new(Scoped::new(backend, models)),
+                None => backend,
+            };
+            members.push(Member::new(backend, spec.weight, spec.max_concurrent));
+        }
+        // Upstreams first: when both offer a model name, an upstream serves it.
         if config.embedded {
-            backends.push(EmbeddedBackend::new(EmbeddedSettings {
+            let embedded = EmbeddedBackend::new(EmbeddedSettings {
                 models_dir: config.models_dir(),
                 threads: config.embedded_threads(),
                 parallel: config.embedded_parallel(),
                 queue: config.embedded_queue,
                 context_size: config.embedded_context_size,
                 keep_alive: config.embedded_keep_alive.0,
-            }));
+            });
+            members.push(Member::new(embedded, 1, None));
         }
-        Self::build_with_backends(config, backends).await
+        if members.is_empty() {
+            return Err(StartError::Config(
+                "no backend: declare an upstream, set OLLAMA_URL, or enable the embedded engine"
+                    .into(),
+            ));
+        }
+        Self::build_with_members(config, members).await
     }
 
-    /// Builds the server over the given backends (tests bring their own).
+    /// Builds the server over the given backends, equally weighted (tests
+    /// bring their own).
     pub async fn build_with_backends(
         config: Config,
         backends: Vec<Arc<dyn Backend>>,
     ) -> Result<Self, StartError> {
+        let members = backends
+            .into_iter()
+            .map(|backend| Member::new(backend, 1, None))
+            .collect();
+        Self::build_with_members(config, members).await
+    }
+
+    async fn build_with_members(config: Config, members: Vec<Member>) -> Result<Self, StartError> {
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|source| StartError::Bind {
@@ -116,7 +152,11 @@ impl Application {
                 "answers the server was writing when it stopped are marked interrupted, keeping their text"
             );
         }
-        let registry = Arc::new(Registry::new(backends));
+        let failover = Failover {
+            attempts: config.failover_attempts as usize,
+            first_token: config.first_token_timeout,
+        };
+        let registry = Arc::new(Registry::with_members(members, failover));
         let metrics = Arc::new(Metrics::default());
         let hash_file = Assets::hash_file();
         let state = AppState {
@@ -149,6 +189,7 @@ impl Application {
             router,
             state,
             grace: config.shutdown_grace,
+            probe_interval: config.probe_interval,
         })
     }
 
@@ -185,12 +226,13 @@ impl Application {
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown.triggered_owned());
+        let probes = tokio::spawn(self.state.registry.clone().probe_every(self.probe_interval));
         let grace = self.grace;
         let grace_elapsed = async move {
             shutdown.triggered().await;
             tokio::time::sleep(grace).await;
         };
-        tokio::select! {
+        let result = tokio::select! {
             result = server.into_future() => result,
             () = grace_elapsed => {
                 tracing::warn!(
@@ -199,7 +241,9 @@ impl Application {
                 );
                 Ok(())
             }
-        }
+        };
+        probes.abort();
+        result
     }
 }
 

@@ -7,8 +7,11 @@
 mod describe;
 pub mod embedded;
 mod error;
+pub mod http;
 mod ndjson;
 pub mod ollama;
+pub mod openai;
+pub mod scoped;
 
 use std::pin::Pin;
 
@@ -32,6 +35,8 @@ pub enum BackendKind {
     Ollama,
     /// GGUF models run inside the llm-chat process.
     Embedded,
+    /// An OpenAI-compatible server (vLLM, llama.cpp server, a hosted API).
+    Openai,
 }
 
 /// Whether a backend can serve requests right now.

@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use url::Url;
 
+use crate::upstreams::{self, UpstreamSpec, UpstreamsError, UrlList, parse_url_list};
+
 /// llm-chat: a chat UI and a REST + Server-Sent Events API over Ollama.
 ///
 /// Every option can also be set through the environment variable named in
@@ -22,10 +24,12 @@ pub struct Config {
     #[arg(long, env = "LLM_CHAT_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
 
-    /// Base URL of the Ollama server [default: http://127.0.0.1:11434, or
-    /// built from OLLAMA_HOST and OLLAMA_PORT when those are set].
-    #[arg(long, env = "OLLAMA_URL")]
-    pub ollama_url: Option<Url>,
+    /// Base URL of the Ollama server, or several, comma-separated (each
+    /// request goes to the least-loaded one serving its model) [default:
+    /// http://127.0.0.1:11434, or built from OLLAMA_HOST and OLLAMA_PORT
+    /// when those are set; none when LLM_CHAT_CONFIG declares upstreams].
+    #[arg(long, env = "OLLAMA_URL", value_parser = parse_url_list)]
+    pub ollama_url: Option<UrlList>,
 
     /// Ollama host, as the Go API took it (used when OLLAMA_URL is not set).
     #[arg(long, env = "OLLAMA_HOST", hide_short_help = true)]
@@ -63,6 +67,32 @@ pub struct Config {
         value_parser = parse_positive_seconds
     )]
     pub ollama_idle_timeout: Duration,
+
+    /// A TOML file declaring the upstreams (`[[upstream]]`: Ollama and
+    /// OpenAI-compatible servers, keys, model allow-lists and aliases,
+    /// weights, limits); see llm-chat.example.toml.
+    #[arg(long, env = "LLM_CHAT_CONFIG")]
+    pub config_file: Option<PathBuf>,
+
+    /// Most upstreams one request is tried on before its first token (a
+    /// failure after it is never retried).
+    #[arg(long, env = "LLM_CHAT_FAILOVER_ATTEMPTS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub failover_attempts: u32,
+
+    /// Seconds to wait for a first token before moving the request to
+    /// another upstream serving the model, when there is one [default: no
+    /// limit: a model load may take minutes].
+    #[arg(long, env = "LLM_CHAT_FIRST_TOKEN_TIMEOUT_SECONDS",
+          value_parser = parse_positive_seconds)]
+    pub first_token_timeout: Option<Duration>,
+
+    /// Seconds between health probes of every backend (Ollama's
+    /// `/api/version`, an OpenAI-compatible server's `/health`), which also
+    /// read which models each holds in memory.
+    #[arg(long, env = "LLM_CHAT_PROBE_INTERVAL_SECONDS", default_value = "5",
+          value_parser = parse_positive_seconds)]
+    pub probe_interval: Duration,
 
     /// Largest accepted request body, in bytes; larger ones get 413.
     #[arg(long, env = "LLM_CHAT_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
@@ -265,13 +295,38 @@ impl Config {
             .unwrap_or_else(|| Self::cores().clamp(2, 4))
     }
 
+    /// Every upstream: the file's, then OLLAMA_URL's (or OLLAMA_HOST's).
+    /// Without a file, Ollama's default address when nothing else is set.
+    pub fn upstreams(&self) -> Result<Vec<UpstreamSpec>, ConfigError> {
+        let mut specs = match &self.config_file {
+            Some(path) => upstreams::read_file(path, |name| std::env::var(name).ok())?,
+            None => Vec::new(),
+        };
+        let from_env = self.ollama_url.is_some()
+            || self
+                .ollama_host
+                .as_deref()
+                .is_some_and(|host| !host.is_empty());
+        if from_env || self.config_file.is_none() {
+            for spec in upstreams::ollama_upstreams(&self.ollama_base_urls()?) {
+                if specs.iter().any(|other| other.name == spec.name) {
+                    return Err(ConfigError::NameTaken(spec.name));
+                }
+                specs.push(spec);
+            }
+        }
+        Ok(specs)
+    }
+
     /// Where Ollama is, from OLLAMA_URL, else OLLAMA_HOST + OLLAMA_PORT.
-    pub fn ollama_base_url(&self) -> Result<Url, ConfigError> {
-        if let Some(url) = &self.ollama_url {
-            return Ok(url.clone());
+    pub fn ollama_base_urls(&self) -> Result<Vec<Url>, ConfigError> {
+        if let Some(urls) = &self.ollama_url {
+            return Ok(urls.0.clone());
         }
         let Some(host) = self.ollama_host.as_deref().filter(|host| !host.is_empty()) else {
-            return Ok(Url::parse("http://127.0.0.1:11434").expect("a valid URL"));
+            return Ok(vec![
+                Url::parse("http://127.0.0.1:11434").expect("a valid URL"),
+            ]);
         };
         // As Ollama reads OLLAMA_HOST: a bare host gets Ollama's port, a URL
         // with a scheme keeps that scheme's default port.
@@ -292,7 +347,7 @@ impl Config {
                     host: host.to_string(),
                 })?;
         }
-        Ok(url)
+        Ok(vec![url])
     }
 }
 
@@ -315,6 +370,10 @@ pub enum ConfigError {
     },
     #[error("OLLAMA_HOST={host:?} cannot take a port")]
     OllamaPort { host: String },
+    #[error(transparent)]
+    Upstreams(#[from] UpstreamsError),
+    #[error("the upstream name {0:?} is in LLM_CHAT_CONFIG already; OLLAMA_URL's servers need it")]
+    NameTaken(String),
 }
 
 /// How long an idle model stays loaded; `None` is forever.
@@ -371,7 +430,7 @@ mod tests {
             "other",
         ]);
         assert_eq!(
-            config.ollama_base_url().unwrap().as_str(),
+            config.ollama_base_urls().unwrap()[0].as_str(),
             "http://gpu-box:8080/"
         );
     }
@@ -380,19 +439,55 @@ mod tests {
     fn the_go_apis_host_and_port_still_work() {
         let config = parse(&["--ollama-host", "gpu-box", "--ollama-port", "9999"]);
         assert_eq!(
-            config.ollama_base_url().unwrap().as_str(),
+            config.ollama_base_urls().unwrap()[0].as_str(),
             "http://gpu-box:9999/"
         );
         let config = parse(&["--ollama-host", "http://gpu-box"]);
         assert_eq!(
-            config.ollama_base_url().unwrap().as_str(),
+            config.ollama_base_urls().unwrap()[0].as_str(),
             "http://gpu-box/"
         );
         let config = parse(&["--ollama-host", "0.0.0.0"]);
         assert_eq!(
-            config.ollama_base_url().unwrap().as_str(),
+            config.ollama_base_urls().unwrap()[0].as_str(),
             "http://0.0.0.0:11434/"
         );
+    }
+
+    #[test]
+    fn without_a_file_ollama_is_the_one_upstream_and_with_one_only_if_asked() {
+        let names = |config: &Config| -> Vec<String> {
+            config
+                .upstreams()
+                .unwrap()
+                .into_iter()
+                .map(|spec| spec.name)
+                .collect()
+        };
+        assert_eq!(names(&parse(&[])), ["ollama"]);
+        assert_eq!(
+            names(&parse(&["--ollama-url", "http://a:1,http://b:2"])),
+            ["ollama-1", "ollama-2"]
+        );
+        let file =
+            std::env::temp_dir().join(format!("llm-chat-config-{}.toml", std::process::id()));
+        std::fs::write(
+            &file,
+            "[[upstream]]\nname = \"vllm\"\nkind = \"openai\"\nurl = \"http://v/v1\"\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        assert_eq!(names(&parse(&["--config-file", path])), ["vllm"]);
+        assert_eq!(
+            names(&parse(&[
+                "--config-file",
+                path,
+                "--ollama-url",
+                "http://a:1"
+            ])),
+            ["vllm", "ollama"]
+        );
+        std::fs::remove_file(&file).unwrap();
     }
 
     #[test]

@@ -21,13 +21,14 @@ pub mod inference;
 mod metrics;
 mod middleware;
 pub mod openapi;
-mod registry;
+pub mod registry;
 mod routes;
 pub mod shutdown;
 mod ssr;
 mod state;
 mod stream;
 pub mod telemetry;
+pub mod upstreams;
 
 pub use application::{Application, StartError};
 pub use config::Config;

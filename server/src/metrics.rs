@@ -35,11 +35,11 @@ impl Metrics {
 
     /// The counters in Prometheus' text exposition format, with the gauges
     /// owned elsewhere passed in: running generations, and each backend's
-    /// sequences in flight.
+    /// as the router sees it.
     pub fn render(
         &self,
         running_generations: usize,
-        backends: &[(&str, usize)],
+        backends: &[BackendGauges<'_>],
         conversation_writes: u64,
     ) -> String {
         let mut text = String::new();
@@ -74,10 +74,66 @@ impl Metrics {
             "gauge",
             "Generations each backend is producing right now.",
         );
-        for (backend, count) in backends {
+        for gauges in backends {
             let _ = writeln!(
                 text,
-                "llm_chat_backend_sequences{{backend=\"{backend}\"}} {count}"
+                "llm_chat_backend_sequences{{backend=\"{}\"}} {}",
+                gauges.name, gauges.sequences
+            );
+        }
+        metric_header(
+            &mut text,
+            "llm_chat_backend_in_flight",
+            "gauge",
+            "Requests the router has on each backend right now, waiting for headers included.",
+        );
+        for gauges in backends {
+            let _ = writeln!(
+                text,
+                "llm_chat_backend_in_flight{{backend=\"{}\"}} {}",
+                gauges.name, gauges.in_flight
+            );
+        }
+        metric_header(
+            &mut text,
+            "llm_chat_backend_state",
+            "gauge",
+            "1 for each backend's state: healthy, cooling_down (after failures) or down (its health probe fails).",
+        );
+        for gauges in backends {
+            for state in ["healthy", "cooling_down", "down"] {
+                let _ = writeln!(
+                    text,
+                    "llm_chat_backend_state{{backend=\"{}\",state=\"{state}\"}} {}",
+                    gauges.name,
+                    u8::from(gauges.state == state)
+                );
+            }
+        }
+        metric_header(
+            &mut text,
+            "llm_chat_backend_failures_total",
+            "counter",
+            "Failures of each backend the router saw (unreachable, timeouts, 5xx, broken streams).",
+        );
+        for gauges in backends {
+            let _ = writeln!(
+                text,
+                "llm_chat_backend_failures_total{{backend=\"{}\"}} {}",
+                gauges.name, gauges.failures
+            );
+        }
+        metric_header(
+            &mut text,
+            "llm_chat_backend_probe_seconds",
+            "gauge",
+            "How long each backend's last health probe took.",
+        );
+        for gauges in backends {
+            let _ = writeln!(
+                text,
+                "llm_chat_backend_probe_seconds{{backend=\"{}\"}} {:.6}",
+                gauges.name, gauges.probe_seconds
             );
         }
         metric_header(
@@ -103,6 +159,18 @@ impl Metrics {
         );
         text
     }
+}
+
+/// One backend's gauges, read from the router.
+#[derive(Debug, Clone, Copy)]
+pub struct BackendGauges<'a> {
+    pub name: &'a str,
+    /// Answers it is producing (its own count).
+    pub sequences: usize,
+    pub in_flight: u32,
+    pub state: &'static str,
+    pub failures: u64,
+    pub probe_seconds: f64,
 }
 
 fn metric_header(text: &mut String, name: &str, kind: &str, help: &str) {
@@ -135,7 +203,18 @@ mod tests {
         assert_eq!(metrics.active_streams(), 0);
         assert!(
             metrics
-                .render(0, &[("ollama", 0)], 0)
+                .render(
+                    0,
+                    &[BackendGauges {
+                        name: "ollama",
+                        sequences: 0,
+                        in_flight: 0,
+                        state: "healthy",
+                        failures: 0,
+                        probe_seconds: 0.0
+                    }],
+                    0
+                )
                 .contains("llm_chat_streams_total 1\n")
         );
     }

@@ -61,9 +61,12 @@ pub struct TokenStream {
     events: Option<Events>,
     think_tags: ThinkTags,
     answered: bool,
-    /// Events already read and not yet given out (only while the answer's
-    /// opening is read for tags, and at its end).
+    /// Events already read and not yet given out (while the answer's
+    /// opening is read for tags, after a peek, and at its end).
     pending: VecDeque<Result<StreamEvent, BackendError>>,
+    /// What lives as long as the answer does (the router's count of
+    /// answers in flight on its backend): released with the backend's stream.
+    held: Option<Box<dyn Send>>,
 }
 
 impl TokenStream {
@@ -77,12 +80,28 @@ impl TokenStream {
             think_tags: ThinkTags::default(),
             answered: false,
             pending: VecDeque::new(),
+            held: None,
         }
     }
 
     /// The backend instance answering.
     pub fn backend(&self) -> &Arc<str> {
         &self.backend
+    }
+
+    /// Keeps `guard` alive until the answer ends (or is dropped).
+    pub fn holding(mut self, guard: impl Send + 'static) -> Self {
+        self.held = Some(Box::new(guard));
+        self
+    }
+
+    /// The next event, read ahead and left in place for the next `next()`.
+    pub async fn peek(&mut self) -> Option<&Result<StreamEvent, BackendError>> {
+        if self.pending.is_empty() {
+            let event = self.next().await?;
+            self.pending.push_front(event);
+        }
+        self.pending.front()
     }
 }
 
@@ -128,6 +147,7 @@ impl Stream for TokenStream {
             }
             // The end: release the backend's stream (its connection, its slot) now.
             this.events = None;
+            this.held = None;
             let pending = &mut this.pending;
             this.think_tags
                 .finish(&mut |event| pending.push_back(Ok(event)));

@@ -9,55 +9,27 @@
 mod wire;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use app::api::ModelInfo;
 use futures_util::StreamExt;
+use reqwest::header::HeaderMap;
 use url::Url;
 
-use self::wire::{
-    EmbedBody, EmbedResponse, ErrorBody, Line, ProcessList, Request, TagList, Version,
-};
+use self::wire::{EmbedBody, EmbedResponse, Line, ProcessList, Request, TagList, Version};
+use super::http::{HttpSettings, HttpUpstream, OpenStream, SetupError, root_cause};
 use super::ndjson::LineBuffer;
 use super::{
-    Backend, BackendError, BackendHealth, BackendKind, BoxFuture, ConnectFailure, Forwarded,
-    LoadedModel, Manage, ModelCard, StreamEvent, TokenStream,
+    Backend, BackendError, BackendHealth, BackendKind, BoxFuture, Forwarded, LoadedModel, Manage,
+    ModelCard, StreamEvent, TokenStream,
 };
 use crate::inference::{EmbedRequest, Embeddings, InferenceRequest, Input};
-
-/// How to reach an Ollama server.
-#[derive(Debug, Clone)]
-pub struct OllamaSettings {
-    /// The instance's name (`ollama` when there is one).
-    pub name: String,
-    pub url: Url,
-    /// Bounds connecting, and separately the wait for response headers.
-    pub timeout: Duration,
-    pub tcp_keep_alive: Duration,
-    pub idle_timeout: Duration,
-}
-
-/// Why an Ollama client could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    #[error("the Ollama URL must be http:// or https:// (got {0})")]
-    Scheme(Url),
-    #[error("cannot build the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
-}
 
 /// A client of one Ollama server. Cheap to clone: clones share the pool.
 #[derive(Debug, Clone)]
 pub struct OllamaBackend {
-    name: Arc<str>,
-    base: Url,
+    upstream: HttpUpstream,
     /// The API's URLs, resolved once rather than per request.
     urls: Arc<Urls>,
-    http: reqwest::Client,
-    timeout: Duration,
-    /// Answers being streamed from Ollama right now.
-    open_streams: Arc<AtomicUsize>,
 }
 
 #[derive(Debug)]
@@ -72,164 +44,44 @@ struct Urls {
 }
 
 impl OllamaBackend {
-    pub fn new(settings: OllamaSettings) -> Result<Self, SetupError> {
-        let mut base = settings.url;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(SetupError::Scheme(base));
-        }
-        // `join` replaces the last path segment unless the base ends in '/'.
-        if !base.path().ends_with('/') {
-            base.set_path(&format!("{}/", base.path()));
-        }
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.timeout)
-            .tcp_keepalive(settings.tcp_keep_alive)
-            .pool_idle_timeout(settings.idle_timeout)
-            .tcp_nodelay(true)
-            .build()?;
-        let join = |path: &str| base.join(path).expect("API paths are valid relative URLs");
+    pub fn new(settings: HttpSettings) -> Result<Self, SetupError> {
+        let upstream = HttpUpstream::new(settings, HeaderMap::new())?;
         let urls = Arc::new(Urls {
-            tags: join("api/tags"),
-            version: join("api/version"),
-            generate: join("api/generate"),
-            chat: join("api/chat"),
-            show: join("api/show"),
-            ps: join("api/ps"),
-            embed: join("api/embed"),
+            tags: upstream.join("api/tags"),
+            version: upstream.join("api/version"),
+            generate: upstream.join("api/generate"),
+            chat: upstream.join("api/chat"),
+            show: upstream.join("api/show"),
+            ps: upstream.join("api/ps"),
+            embed: upstream.join("api/embed"),
         });
-        Ok(Self {
-            name: settings.name.into(),
-            base,
-            urls,
-            http,
-            timeout: settings.timeout,
-            open_streams: Arc::new(AtomicUsize::new(0)),
-        })
-    }
-
-    /// Where it is, for operators (`/readyz`, logs).
-    fn location(&self) -> String {
-        self.base.as_str().trim_end_matches('/').to_string()
-    }
-
-    /// Sends a request and waits, within the timeout, for a 2xx status;
-    /// any other status becomes the matching [`BackendError`].
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, BackendError> {
-        let response = match tokio::time::timeout(self.timeout, request.send()).await {
-            Err(_) => return Err(self.timed_out()),
-            Ok(Err(error)) => return Err(self.unreachable(&error)),
-            Ok(Ok(response)) => response,
-        };
-        if response.status().is_success() {
-            Ok(response)
-        } else {
-            Err(self.refusal(response).await)
-        }
-    }
-
-    fn timed_out(&self) -> BackendError {
-        BackendError::Timeout {
-            backend: self.name.clone(),
-            after: self.timeout,
-        }
-    }
-
-    fn unreachable(&self, error: &reqwest::Error) -> BackendError {
-        BackendError::Unreachable {
-            backend: self.name.clone(),
-            reason: connect_failure(error),
-            detail: format!("{}: {}", self.location(), root_cause(error)),
-        }
-    }
-
-    /// Turns a non-2xx answer into an error. Ollama's own message (a JSON
-    /// `{"error"}`) is kept for the client; any other body is not repeated
-    /// (a proxy's HTML page may say things about the network).
-    async fn refusal(&self, response: reqwest::Response) -> BackendError {
-        let status = response.status();
-        let body = tokio::time::timeout(self.timeout, response.bytes())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        let message = serde_json::from_slice::<ErrorBody>(&body)
-            .ok()
-            .map(|body| body.error)
-            .filter(|message| !message.trim().is_empty());
-        if message.is_none() && !body.is_empty() {
-            tracing::debug!(
-                backend = %self.name,
-                status = status.as_u16(),
-                body = %String::from_utf8_lossy(&body[..body.len().min(200)]),
-                "error answer without a JSON message"
-            );
-        }
-        let plain = || status.canonical_reason().unwrap_or("error").to_lowercase();
-        match status.as_u16() {
-            404 => BackendError::ModelNotFound {
-                message: message.unwrap_or_else(plain),
-            },
-            429 | 503 => BackendError::Busy {
-                backend: self.name.clone(),
-                message: message
-                    .unwrap_or_else(|| format!("{} is busy; try again shortly", self.name)),
-            },
-            code @ 400..=499 => BackendError::Rejected {
-                status: code,
-                message: message.unwrap_or_else(plain),
-            },
-            code => BackendError::Status {
-                backend: self.name.clone(),
-                status: code,
-                message,
-            },
-        }
-    }
-
-    /// Reads a JSON answer within the timeout.
-    async fn json<T: serde::de::DeserializeOwned>(
-        &self,
-        response: reqwest::Response,
-        what: &str,
-    ) -> Result<T, BackendError> {
-        tokio::time::timeout(self.timeout, response.json())
-            .await
-            .map_err(|_| self.timed_out())?
-            .map_err(|error| BackendError::Malformed {
-                backend: self.name.clone(),
-                detail: format!("unreadable {what}: {error}"),
-            })
+        Ok(Self { upstream, urls })
     }
 
     /// Forwards a management call. Its answer may take as long as the work
     /// (a pull with `stream: false` answers when the download is done), so
     /// only connecting is bounded.
     async fn forward(&self, call: Manage, body: bytes::Bytes) -> Result<Forwarded, BackendError> {
-        let url = self
-            .base
-            .join(call.path())
-            .expect("API paths are valid relative URLs");
+        let url = self.upstream.join(call.path());
         let method = match call {
             Manage::Delete => reqwest::Method::DELETE,
             _ => reqwest::Method::POST,
         };
         let response = self
+            .upstream
             .http
             .request(method, url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()
             .await
-            .map_err(|error| self.unreachable(&error))?;
+            .map_err(|error| self.upstream.unreachable(&error))?;
         let content_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .map(str::to_string);
-        let backend = self.name.clone();
+        let backend = self.upstream.name.clone();
         Ok(Forwarded {
             status: response.status().as_u16(),
             content_type,
@@ -247,14 +99,18 @@ impl OllamaBackend {
             Input::Completion { .. } | Input::Load => &self.urls.generate,
             Input::Chat(_) => &self.urls.chat,
         };
-        let body = self.http.post(url.clone()).json(&Request::new(&request));
-        let response = self.send(body).await?;
+        let body = self
+            .upstream
+            .http
+            .post(url.clone())
+            .json(&Request::new(&request));
+        let response = self.upstream.send(body).await?;
         Ok(TokenStream::new(
-            self.name.clone(),
+            self.upstream.name.clone(),
             decode(
-                self.name.clone(),
+                self.upstream.name.clone(),
                 response,
-                OpenStream::new(&self.open_streams),
+                self.upstream.open_stream(),
             ),
         ))
     }
@@ -262,7 +118,7 @@ impl OllamaBackend {
 
 impl Backend for OllamaBackend {
     fn name(&self) -> &str {
-        &self.name
+        &self.upstream.name
     }
 
     fn kind(&self) -> BackendKind {
@@ -271,12 +127,15 @@ impl Backend for OllamaBackend {
 
     fn list_models(&self) -> BoxFuture<'_, Result<Vec<ModelInfo>, BackendError>> {
         Box::pin(async move {
-            let response = self.send(self.http.get(self.urls.tags.clone())).await?;
-            let tags: TagList = self.json(response, "model list").await?;
+            let response = self
+                .upstream
+                .send(self.upstream.http.get(self.urls.tags.clone()))
+                .await?;
+            let tags: TagList = self.upstream.json(response, "model list").await?;
             Ok(tags
                 .models
                 .into_iter()
-                .map(|tag| tag.into_model_info(&self.name))
+                .map(|tag| tag.into_model_info(&self.upstream.name))
                 .collect())
         })
     }
@@ -289,9 +148,10 @@ impl Backend for OllamaBackend {
         Box::pin(async move {
             let body = EmbedBody::new(&request);
             let response = self
-                .send(self.http.post(self.urls.embed.clone()).json(&body))
+                .upstream
+                .send(self.upstream.http.post(self.urls.embed.clone()).json(&body))
                 .await?;
-            let answer: EmbedResponse = self.json(response, "embeddings").await?;
+            let answer: EmbedResponse = self.upstream.json(response, "embeddings").await?;
             Ok(answer.into_embeddings(request.model))
         })
     }
@@ -300,20 +160,27 @@ impl Backend for OllamaBackend {
         let body = serde_json::json!({ "model": model });
         Box::pin(async move {
             let response = self
-                .send(self.http.post(self.urls.show.clone()).json(&body))
+                .upstream
+                .send(self.upstream.http.post(self.urls.show.clone()).json(&body))
                 .await?;
-            self.json(response, "model description").await
+            self.upstream.json(response, "model description").await
         })
     }
 
     fn loaded(&self) -> BoxFuture<'_, Result<Vec<LoadedModel>, BackendError>> {
         Box::pin(async move {
-            let response = self.send(self.http.get(self.urls.ps.clone())).await?;
-            let list: ProcessList = self.json(response, "list of loaded models").await?;
+            let response = self
+                .upstream
+                .send(self.upstream.http.get(self.urls.ps.clone()))
+                .await?;
+            let list: ProcessList = self
+                .upstream
+                .json(response, "list of loaded models")
+                .await?;
             Ok(list
                 .models
                 .into_iter()
-                .map(|process| process.into_loaded_model(&self.name))
+                .map(|process| process.into_loaded_model(&self.upstream.name))
                 .collect())
         })
     }
@@ -327,7 +194,7 @@ impl Backend for OllamaBackend {
     }
 
     fn active_sequences(&self) -> usize {
-        self.open_streams.load(Ordering::Relaxed)
+        self.upstream.open_streams()
     }
 
     fn serves_unlisted_models(&self) -> bool {
@@ -337,8 +204,11 @@ impl Backend for OllamaBackend {
     fn health(&self) -> BoxFuture<'_, BackendHealth> {
         Box::pin(async move {
             let checked = async {
-                let response = self.send(self.http.get(self.urls.version.clone())).await?;
-                let version: Version = self.json(response, "version").await?;
+                let response = self
+                    .upstream
+                    .send(self.upstream.http.get(self.urls.version.clone()))
+                    .await?;
+                let version: Version = self.upstream.json(response, "version").await?;
                 Ok::<_, BackendError>(version.version)
             };
             let (ready, version, error) = match checked.await {
@@ -348,64 +218,11 @@ impl Backend for OllamaBackend {
             BackendHealth {
                 kind: BackendKind::Ollama,
                 ready,
-                location: self.location(),
+                location: self.upstream.location(),
                 version,
                 error,
             }
         })
-    }
-}
-
-/// What kind of connection failure a reqwest error is, for the client.
-fn connect_failure(error: &reqwest::Error) -> ConnectFailure {
-    if error.is_timeout() {
-        return ConnectFailure::TimedOut;
-    }
-    let mut cause: Option<&dyn std::error::Error> = Some(error);
-    while let Some(current) = cause {
-        if let Some(io) = current.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => return ConnectFailure::Refused,
-                std::io::ErrorKind::TimedOut => return ConnectFailure::TimedOut,
-                _ => {}
-            }
-        }
-        let text = current.to_string();
-        if text.contains("dns error") || text.contains("failed to lookup address") {
-            return ConnectFailure::NameNotResolved;
-        }
-        if text.contains("certificate") || text.contains("tls") || text.contains("TLS") {
-            return ConnectFailure::Tls;
-        }
-        cause = current.source();
-    }
-    ConnectFailure::Other
-}
-
-/// The innermost cause of a reqwest error, which says what really happened
-/// ("Connection refused (os error 111)") where the outer one only names the
-/// URL. For the logs.
-fn root_cause(error: &reqwest::Error) -> String {
-    let mut cause: &dyn std::error::Error = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
-}
-
-/// Counts one answer streaming from Ollama until dropped.
-struct OpenStream(Arc<AtomicUsize>);
-
-impl OpenStream {
-    fn new(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        Self(count.clone())
-    }
-}
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -481,10 +298,12 @@ fn decode(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
-    fn settings(url: &str) -> OllamaSettings {
-        OllamaSettings {
+    fn settings(url: &str) -> HttpSettings {
+        HttpSettings {
             name: "ollama".into(),
             url: Url::parse(url).unwrap(),
             timeout: Duration::from_secs(1),

@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::backend::BackendHealth;
+use crate::metrics::BackendGauges;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -43,7 +44,23 @@ pub struct Readiness {
     /// True when at least one backend can serve requests.
     pub ready: bool,
     /// Each backend instance's state, by its name (`ollama`, `embedded`).
-    pub backends: BTreeMap<String, BackendHealth>,
+    pub backends: BTreeMap<String, BackendStatus>,
+}
+
+/// A backend's health checked now, and how the router sees it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BackendStatus {
+    #[serde(flatten)]
+    pub health: BackendHealth,
+    /// `healthy`, `cooling_down` (failed lately; skipped while another
+    /// backend serves the model) or `down` (its last probe failed).
+    pub state: &'static str,
+    /// Requests on it right now, waiting for headers included.
+    pub in_flight: u32,
+    /// Failures the router saw since start.
+    pub failures: u64,
+    /// How long its last periodic probe took, in milliseconds.
+    pub probe_ms: f64,
 }
 
 /// Whether the backends are reachable, each reported on its own.
@@ -57,14 +74,24 @@ pub struct Readiness {
     )
 )]
 pub async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
-    let backends: BTreeMap<_, _> = state
-        .registry
+    let registry = &state.registry;
+    let backends: BTreeMap<_, _> = registry
         .health()
         .await
         .into_iter()
-        .map(|(name, health)| (name.to_string(), health))
+        .zip(registry.members())
+        .map(|((name, health), member)| {
+            let status = BackendStatus {
+                health,
+                state: member.state().as_str(),
+                in_flight: member.in_flight(),
+                failures: member.failures(),
+                probe_ms: member.probe_latency().as_secs_f64() * 1000.0,
+            };
+            (name.to_string(), status)
+        })
         .collect();
-    let ready = backends.values().any(|health| health.ready);
+    let ready = backends.values().any(|status| status.health.ready);
     let status = if ready {
         StatusCode::OK
     } else {
@@ -81,11 +108,18 @@ pub async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let backends: Vec<(&str, usize)> = state
+    let backends: Vec<BackendGauges<'_>> = state
         .registry
-        .backends()
+        .members()
         .iter()
-        .map(|backend| (backend.name(), backend.active_sequences()))
+        .map(|member| BackendGauges {
+            name: member.name(),
+            sequences: member.backend.active_sequences(),
+            in_flight: member.in_flight(),
+            state: member.state().as_str(),
+            failures: member.failures(),
+            probe_seconds: member.probe_latency().as_secs_f64(),
+        })
         .collect();
     (
         [(

@@ -53,7 +53,7 @@ fn settings() -> EmbeddedSettings {
 async fn spawn_embedded(settings: EmbeddedSettings) -> (TestApp, Arc<EmbeddedBackend>) {
     let embedded = EmbeddedBackend::new(settings);
     let ollama =
-        llm_chat::backend::ollama::OllamaBackend::new(llm_chat::backend::ollama::OllamaSettings {
+        llm_chat::backend::ollama::OllamaBackend::new(llm_chat::backend::http::HttpSettings {
             name: "ollama".into(),
             url: format!("http://{}", dead_address().await).parse().unwrap(),
             timeout: Duration::from_secs(2),

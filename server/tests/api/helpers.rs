@@ -59,7 +59,7 @@ pub fn test_config(ollama_url: &str, database: &TempDir) -> Config {
     config.database_url = Some(database.database_url());
     config.embedded = false;
     config.addr = "127.0.0.1:0".parse().unwrap();
-    config.ollama_url = Some(ollama_url.parse().unwrap());
+    config.ollama_url = Some(llm_chat::upstreams::parse_url_list(ollama_url).unwrap());
     config.ollama_timeout = Duration::from_secs(5);
     config.shutdown_grace = Duration::from_secs(5);
     config
@@ -77,7 +77,7 @@ pub async fn spawn_app_with(behavior: Behavior, adjust: impl FnOnce(&mut Config)
     let database = TempDir::new();
     let mut config = test_config(&fake.url(), &database);
     adjust(&mut config);
-    let mut app = run(
+    let mut app = run_app(
         Application::build(config).await.expect("server builds"),
         database,
     );
@@ -91,7 +91,7 @@ pub async fn spawn_app_on(behavior: Behavior, database: TempDir) -> TestApp {
         .await
         .expect("fake ollama starts");
     let config = test_config(&fake.url(), &database);
-    let mut app = run(
+    let mut app = run_app(
         Application::build(config).await.expect("server builds"),
         database,
     );
@@ -103,7 +103,7 @@ pub async fn spawn_app_on(behavior: Behavior, database: TempDir) -> TestApp {
 pub async fn spawn_app_without_ollama() -> TestApp {
     let database = TempDir::new();
     let config = test_config(&format!("http://{}", dead_address().await), &database);
-    run(
+    run_app(
         Application::build(config).await.expect("server builds"),
         database,
     )
@@ -113,7 +113,7 @@ pub async fn spawn_app_without_ollama() -> TestApp {
 pub async fn spawn_app_over(backends: Vec<Arc<dyn Backend>>) -> TestApp {
     let database = TempDir::new();
     let config = test_config("http://127.0.0.1:9", &database);
-    run(
+    run_app(
         Application::build_with_backends(config, backends)
             .await
             .expect("server builds"),
@@ -121,7 +121,7 @@ pub async fn spawn_app_over(backends: Vec<Arc<dyn Backend>>) -> TestApp {
     )
 }
 
-fn run(app: Application, database: TempDir) -> TestApp {
+pub fn run_app(app: Application, database: TempDir) -> TestApp {
     let addr = app.addr();
     let state = app.state().clone();
     let server = tokio::spawn(app.run_until_stopped());

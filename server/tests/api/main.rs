@@ -19,3 +19,4 @@ mod process;
 mod reasoning;
 mod shutdown;
 mod streaming;
+mod upstreams;

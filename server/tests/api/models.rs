@@ -25,10 +25,10 @@ async fn models_are_ollamas_tags_plus_their_backend_byte_for_byte() {
             r#"{{"models":["#,
             r#"{{"name":"llama3.2:latest","model":"llama3.2:latest","modified_at":"2025-01-15T10:20:30.123456789Z","#,
             r#""size":2019393189,"digest":"{}","details":{{"format":"gguf","family":"llama","families":["llama"],"#,
-            r#""parameter_size":"3.2B","quantization_level":"Q4_K_M"}},"backend":"ollama"}},"#,
+            r#""parameter_size":"3.2B","quantization_level":"Q4_K_M"}},"backend":"ollama","backends":["ollama"]}},"#,
             r#"{{"name":"qwen2.5:0.5b","model":"qwen2.5:0.5b","modified_at":"2025-01-15T10:20:30.123456789Z","#,
             r#""size":397821319,"digest":"{}","details":{{"format":"gguf","family":"qwen","families":["qwen"],"#,
-            r#""parameter_size":"494.03M","quantization_level":"Q4_K_M"}},"backend":"ollama"}}"#,
+            r#""parameter_size":"494.03M","quantization_level":"Q4_K_M"}},"backend":"ollama","backends":["ollama"]}}"#,
             r#"]}}"#
         ),
         digest(0),
@@ -59,11 +59,12 @@ async fn ollamas_models_appear_once_it_comes_up_without_a_restart() {
 
     use fake_ollama::{FakeOllama, FakeState, default_models};
     use llm_chat::backend::embedded::{EmbeddedBackend, EmbeddedSettings};
-    use llm_chat::backend::ollama::{OllamaBackend, OllamaSettings};
+    use llm_chat::backend::http::HttpSettings;
+    use llm_chat::backend::ollama::OllamaBackend;
 
     // An address where nothing listens yet.
     let addr = crate::helpers::dead_address().await;
-    let ollama = OllamaBackend::new(OllamaSettings {
+    let ollama = OllamaBackend::new(HttpSettings {
         name: "ollama".into(),
         url: format!("http://{addr}").parse().unwrap(),
         timeout: Duration::from_secs(2),

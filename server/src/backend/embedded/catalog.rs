@@ -250,6 +250,7 @@ fn describe(
                 quantization_level,
             },
             backend: backend.to_string(),
+            backends: vec![backend.to_string()],
         },
         path: path.to_path_buf(),
         chats: metadata.text("tokenizer.chat_template").is_some(),

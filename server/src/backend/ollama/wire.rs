@@ -309,11 +309,6 @@ struct ChunkMessage<'a> {
 
 /// The body of an error answer.
 #[derive(Deserialize)]
-pub struct ErrorBody {
-    pub error: String,
-}
-
-#[derive(Deserialize)]
 pub struct Version {
     pub version: String,
 }
@@ -354,6 +349,7 @@ impl Tag {
             digest: self.digest,
             details: self.details,
             backend: backend.to_string(),
+            backends: vec![backend.to_string()],
         }
     }
 }

@@ -1,0 +1,311 @@
+//! What every backend reached over HTTP shares: one pooled client, the
+//! timeouts (connecting, and the wait for response headers; never a body),
+//! the mapping of a refusal, a timeout or a failed connection into a
+//! [`BackendError`] that names no address, and the count of answers open.
+//! Ollama and OpenAI-compatible servers differ only in their paths and
+//! wire formats, which their own modules hold.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::{BackendError, ConnectFailure};
+
+/// How to reach one upstream server.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// The instance's name: what `/readyz`, the metrics and the logs say.
+    pub name: String,
+    pub url: Url,
+    /// Bounds connecting, and separately the wait for response headers.
+    pub timeout: Duration,
+    pub tcp_keep_alive: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// Why a client of an upstream could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("the URL of {name} must be http:// or https:// (got {url})")]
+    Scheme { name: String, url: Url },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("the API key of {name} cannot be sent in a header")]
+    Key { name: String },
+}
+
+/// A client of one upstream server. Cheap to clone: clones share the pool
+/// and the count of open answers.
+#[derive(Debug, Clone)]
+pub struct HttpUpstream {
+    pub name: Arc<str>,
+    /// The base URL, ending in `/` so that API paths join under it.
+    pub base: Url,
+    pub http: reqwest::Client,
+    pub timeout: Duration,
+    /// Answers being streamed from it right now.
+    open_streams: Arc<AtomicUsize>,
+}
+
+impl HttpUpstream {
+    /// A client that sends `headers` (an API key) with every request.
+    pub fn new(
+        settings: HttpSettings,
+        headers: reqwest::header::HeaderMap,
+    ) -> Result<Self, SetupError> {
+        let mut base = settings.url;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(SetupError::Scheme {
+                name: settings.name,
+                url: base,
+            });
+        }
+        // `join` replaces the last path segment unless the base ends in '/'.
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.timeout)
+            .tcp_keepalive(settings.tcp_keep_alive)
+            .pool_idle_timeout(settings.idle_timeout)
+            .tcp_nodelay(true)
+            .default_headers(headers)
+            .build()?;
+        Ok(Self {
+            name: settings.name.into(),
+            base,
+            http,
+            timeout: settings.timeout,
+            open_streams: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// An API path under the base URL.
+    pub fn join(&self, path: &str) -> Url {
+        self.base
+            .join(path)
+            .expect("API paths are valid relative URLs")
+    }
+
+    /// Where it is, for operators (`/readyz`, logs); never for clients.
+    pub fn location(&self) -> String {
+        self.base.as_str().trim_end_matches('/').to_string()
+    }
+
+    /// Sends a request and waits, within the timeout, for a 2xx status;
+    /// any other status becomes the matching [`BackendError`].
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, BackendError> {
+        let response = match tokio::time::timeout(self.timeout, request.send()).await {
+            Err(_) => return Err(self.timed_out()),
+            Ok(Err(error)) => return Err(self.unreachable(&error)),
+            Ok(Ok(response)) => response,
+        };
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(self.refusal(response).await)
+        }
+    }
+
+    pub fn timed_out(&self) -> BackendError {
+        BackendError::Timeout {
+            backend: self.name.clone(),
+            after: self.timeout,
+        }
+    }
+
+    pub fn unreachable(&self, error: &reqwest::Error) -> BackendError {
+        BackendError::Unreachable {
+            backend: self.name.clone(),
+            reason: connect_failure(error),
+            detail: format!("{}: {}", self.location(), root_cause(error)),
+        }
+    }
+
+    /// The connection broke while an answer was being read.
+    pub fn broken(&self, error: &reqwest::Error) -> BackendError {
+        BackendError::Broken {
+            backend: self.name.clone(),
+            detail: root_cause(error),
+        }
+    }
+
+    /// Turns a non-2xx answer into an error. The server's own message (in
+    /// any of the JSON shapes below) is kept for the client; any other body
+    /// is not repeated (a proxy's HTML page may say things about the
+    /// network).
+    pub async fn refusal(&self, response: reqwest::Response) -> BackendError {
+        let status = response.status();
+        let body = tokio::time::timeout(self.timeout, response.bytes())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let message = error_message(&body);
+        if message.is_none() && !body.is_empty() {
+            tracing::debug!(
+                backend = %self.name,
+                status = status.as_u16(),
+                body = %String::from_utf8_lossy(&body[..body.len().min(200)]),
+                "error answer without a JSON message"
+            );
+        }
+        let plain = || status.canonical_reason().unwrap_or("error").to_lowercase();
+        match status.as_u16() {
+            404 => BackendError::ModelNotFound {
+                message: message.unwrap_or_else(plain),
+            },
+            // Our key, not the client's: a fault of this server's setup
+            // (a 502), which the client cannot fix by asking again.
+            401 | 403 => BackendError::Status {
+                backend: self.name.clone(),
+                status: status.as_u16(),
+                message: Some(format!(
+                    "llm-chat's API key was refused{}",
+                    message.map(|m| format!(": {m}")).unwrap_or_default()
+                )),
+            },
+            429 | 503 => BackendError::Busy {
+                backend: self.name.clone(),
+                message: message
+                    .unwrap_or_else(|| format!("{} is busy; try again shortly", self.name)),
+            },
+            code @ 400..=499 => BackendError::Rejected {
+                status: code,
+                message: message.unwrap_or_else(plain),
+            },
+            code => BackendError::Status {
+                backend: self.name.clone(),
+                status: code,
+                message,
+            },
+        }
+    }
+
+    /// Reads a JSON answer within the timeout.
+    pub async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        response: reqwest::Response,
+        what: &str,
+    ) -> Result<T, BackendError> {
+        tokio::time::timeout(self.timeout, response.json())
+            .await
+            .map_err(|_| self.timed_out())?
+            .map_err(|error| BackendError::Malformed {
+                backend: self.name.clone(),
+                detail: format!("unreadable {what}: {error}"),
+            })
+    }
+
+    /// Counts one answer as open until the guard is dropped.
+    pub fn open_stream(&self) -> OpenStream {
+        self.open_streams.fetch_add(1, Ordering::Relaxed);
+        OpenStream(self.open_streams.clone())
+    }
+
+    pub fn open_streams(&self) -> usize {
+        self.open_streams.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts one answer streaming from an upstream until dropped.
+pub struct OpenStream(Arc<AtomicUsize>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An error body's message, in the shapes servers use: Ollama's
+/// `{"error": "…"}`, OpenAI's (and llama.cpp server's)
+/// `{"error": {"message": "…"}}`, vLLM's `{"object": "error", "message": "…"}`.
+pub fn error_message(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Shape {
+        Text { error: String },
+        Nested { error: Nested },
+        Flat { message: String },
+    }
+    #[derive(Deserialize)]
+    struct Nested {
+        message: String,
+    }
+    let message = match serde_json::from_slice::<Shape>(body).ok()? {
+        Shape::Text { error } => error,
+        Shape::Nested { error } => error.message,
+        Shape::Flat { message } => message,
+    };
+    Some(message).filter(|message| !message.trim().is_empty())
+}
+
+/// What kind of connection failure a reqwest error is, for the client.
+fn connect_failure(error: &reqwest::Error) -> ConnectFailure {
+    if error.is_timeout() {
+        return ConnectFailure::TimedOut;
+    }
+    let mut cause: Option<&dyn std::error::Error> = Some(error);
+    while let Some(current) = cause {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return ConnectFailure::Refused,
+                std::io::ErrorKind::TimedOut => return ConnectFailure::TimedOut,
+                _ => {}
+            }
+        }
+        let text = current.to_string();
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            return ConnectFailure::NameNotResolved;
+        }
+        if text.contains("certificate") || text.contains("tls") || text.contains("TLS") {
+            return ConnectFailure::Tls;
+        }
+        cause = current.source();
+    }
+    ConnectFailure::Other
+}
+
+/// The innermost cause of a reqwest error, which says what really happened
+/// ("Connection refused (os error 111)") where the outer one only names the
+/// URL. For the logs.
+pub fn root_cause(error: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_servers_error_shape_gives_its_message() {
+        assert_eq!(
+            error_message(br#"{"error":"model 'x' not found"}"#).as_deref(),
+            Some("model 'x' not found")
+        );
+        assert_eq!(
+            error_message(
+                br#"{"error":{"message":"Loading model","type":"unavailable_error","code":503}}"#
+            )
+            .as_deref(),
+            Some("Loading model")
+        );
+        assert_eq!(
+            error_message(br#"{"object":"error","message":"The model `x` does not exist.","type":"NotFoundError","param":null,"code":404}"#)
+                .as_deref(),
+            Some("The model `x` does not exist.")
+        );
+        assert_eq!(error_message(b"<html>bad gateway</html>"), None);
+        assert_eq!(error_message(br#"{"error":"  "}"#), None);
+    }
+}
