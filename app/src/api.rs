@@ -27,6 +27,43 @@ pub struct ModelList {
     pub models: Vec<ModelInfo>,
 }
 
+/// Body of `POST /api/v1/models/pull`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct PullRequest {
+    /// What to pull, as Ollama names it (`llama3.2:1b`).
+    pub model: String,
+    /// The Ollama upstream to pull it to, by name [default: the first].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+}
+
+/// One `data:` frame of a pull's progress: Ollama's status line, with the
+/// layer's bytes while one downloads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct PullProgress {
+    /// `pulling manifest`, `pulling 6a0746a1ec1a`, `verifying sha256 digest`…
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// The layer's size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// Bytes of the layer downloaded so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed: Option<u64>,
+}
+
+/// `event: done` of a pull: the model is there, and listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct PullDone {
+    /// `success`.
+    pub status: String,
+    pub model: String,
+}
+
 /// One model as Ollama's `/api/tags` describes it, plus the backend serving it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]

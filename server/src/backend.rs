@@ -8,7 +8,7 @@ mod describe;
 pub mod embedded;
 mod error;
 pub mod http;
-mod ndjson;
+pub(crate) mod ndjson;
 pub mod ollama;
 pub mod openai;
 pub mod scoped;

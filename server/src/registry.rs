@@ -18,7 +18,7 @@ use app::api::ModelInfo;
 use arc_swap::ArcSwap;
 use futures_util::future::join_all;
 
-pub use self::member::{Member, State};
+pub use self::member::{Load, Member, State};
 use crate::backend::{
     Backend, BackendError, BackendKind, LoadedModel, Manage, ModelCard, TokenStream,
 };
@@ -90,6 +90,11 @@ impl Registry {
 
     pub fn members(&self) -> &[Member] {
         &self.members
+    }
+
+    /// The backend instance called `name`.
+    pub fn backend_named(&self, name: &str) -> Option<&Arc<dyn Backend>> {
+        self.backends().find(|backend| backend.name() == name)
     }
 
     pub fn backends(&self) -> impl Iterator<Item = &Arc<dyn Backend>> {
@@ -251,9 +256,9 @@ impl Registry {
     }
 
     /// The member to try next: among those not tried yet, healthy ones
-    /// before the others, within their limits, those holding the model in
-    /// memory before those that would load it, then the least loaded
-    /// (weighted), ties taken in turn.
+    /// before the others, within their limits, the least loaded (weighted;
+    /// between equal loads, one holding the model in memory before one that
+    /// would load it), ties taken in turn.
     fn pick(
         &self,
         candidates: &[usize],
@@ -269,14 +274,14 @@ impl Registry {
         } else {
             healthy
         };
-        let mut open: Vec<usize> = pool
+        // Each member's load read once: counts move under other requests,
+        // and comparing two readings of one counter could find no minimum.
+        let open: Vec<(usize, Load)> = pool
             .into_iter()
             .filter(|&i| !self.members[i].at_limit())
+            .map(|i| (i, self.members[i].load(model)))
             .collect();
-        if open.len() > 1 && open.iter().any(|&i| self.members[i].has_loaded(model)) {
-            open.retain(|&i| self.members[i].has_loaded(model));
-        }
-        let Some(&first) = open.first() else {
+        let Some(least) = open.iter().map(|(_, load)| *load).min() else {
             return Err(BackendError::Busy {
                 backend: self.members[candidates[0]].name().into(),
                 message: format!(
@@ -284,19 +289,10 @@ impl Registry {
                 ),
             });
         };
-        let least =
-            open.iter()
-                .map(|&i| &self.members[i])
-                .fold(&self.members[first], |best, member| {
-                    if member.load_cmp(best).is_lt() {
-                        member
-                    } else {
-                        best
-                    }
-                });
         let tied: Vec<usize> = open
             .into_iter()
-            .filter(|&i| self.members[i].load_cmp(least).is_eq())
+            .filter(|(_, load)| *load == least)
+            .map(|(i, _)| i)
             .collect();
         let turn = self.rotation.fetch_add(1, Ordering::Relaxed);
         Ok(tied[turn % tied.len()])

@@ -44,16 +44,29 @@ pub enum UpstreamKind {
 pub struct ModelMap(pub BTreeMap<String, String>);
 
 impl ModelMap {
-    /// The upstream's name for what a client asked for, if allowed.
+    /// The upstream's name for what a client asked for, if allowed; with
+    /// or without `:latest`, as everywhere else.
     pub fn upstream_name(&self, asked: &str) -> Option<&str> {
-        self.0.get(asked).map(String::as_str)
+        let other = match asked.strip_suffix(":latest") {
+            Some(bare) => bare.to_string(),
+            None => format!("{asked}:latest"),
+        };
+        self.0
+            .get(asked)
+            .or_else(|| self.0.get(&other))
+            .map(String::as_str)
     }
 
-    /// Every name clients may use for the upstream's model `name`.
+    /// Every name clients may use for the upstream's model `name` (which
+    /// matches an entry with or without `:latest`).
     pub fn client_names<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let bare = name.strip_suffix(":latest").unwrap_or(name);
         self.0
             .iter()
-            .filter(move |(_, upstream)| upstream.as_str() == name)
+            .filter(move |(_, upstream)| {
+                upstream.as_str() == name
+                    || upstream.strip_suffix(":latest").unwrap_or(upstream) == bare
+            })
             .map(|(client, _)| client.as_str())
     }
 }
@@ -339,6 +352,7 @@ models = { fast = "llama3.2:1b", "qwen2.5:7b" = "qwen2.5:7b" }
         let models = specs[1].models.as_ref().unwrap();
         assert_eq!(models.upstream_name("fast"), Some("llama3.2:1b"));
         assert_eq!(models.upstream_name("llama3.2:1b"), None);
+        assert_eq!(models.upstream_name("fast:latest"), Some("llama3.2:1b"));
         assert_eq!(
             models.client_names("qwen2.5:7b").collect::<Vec<_>>(),
             ["qwen2.5:7b"]

@@ -95,3 +95,39 @@ pub struct Forwarded {
     pub content_type: Option<String>,
     pub body: Pin<Box<dyn Stream<Item = Result<Bytes, BackendError>> + Send>>,
 }
+
+impl Forwarded {
+    /// For a caller that speaks its own dialect rather than passing the
+    /// answer on: a non-2xx answer as the error it is (the upstream's own
+    /// message kept), or the answer itself.
+    pub async fn into_success(self, backend: &str) -> Result<Self, BackendError> {
+        if (200..300).contains(&self.status) {
+            return Ok(self);
+        }
+        let mut body = Vec::new();
+        let mut chunks = self.body;
+        // Error bodies are small; a huge one is cut, not buffered whole.
+        while body.len() < 64 * 1024 {
+            match futures_util::StreamExt::next(&mut chunks).await {
+                Some(Ok(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        let message = super::http::error_message(&body);
+        let plain = || format!("{backend} answered {}", self.status);
+        Err(match self.status {
+            404 => BackendError::ModelNotFound {
+                message: message.unwrap_or_else(plain),
+            },
+            status @ 400..=499 => BackendError::Rejected {
+                status,
+                message: message.unwrap_or_else(plain),
+            },
+            status => BackendError::Status {
+                backend: backend.into(),
+                status,
+                message,
+            },
+        })
+    }
+}

@@ -163,13 +163,12 @@ impl HttpUpstream {
             },
             // Our key, not the client's: a fault of this server's setup
             // (a 502), which the client cannot fix by asking again.
+            // The upstream's own words are left out: OpenAI's repeat part
+            // of the key ("Incorrect API key provided: sk-ab***yz").
             401 | 403 => BackendError::Status {
                 backend: self.name.clone(),
                 status: status.as_u16(),
-                message: Some(format!(
-                    "llm-chat's API key was refused{}",
-                    message.map(|m| format!(": {m}")).unwrap_or_default()
-                )),
+                message: Some("llm-chat's API key was refused".into()),
             },
             429 | 503 => BackendError::Busy {
                 backend: self.name.clone(),

@@ -10,8 +10,10 @@ use app::api::{
 };
 
 mod events;
+mod pull;
 
 pub use self::events::{stream_answer, stream_generation};
+pub use self::pull::stream_pull;
 use crate::error::AppError;
 use crate::generations::{End, Snapshot, Status};
 use crate::inference::{InferenceRequest, Input, KeepAlive, Message, Options, Role, Think};

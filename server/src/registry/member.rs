@@ -118,8 +118,10 @@ impl Member {
             .any(|name| name == model || name.strip_suffix(":latest") == Some(model))
     }
 
-    /// Notes a health probe: a success ends any cool-down, a failure marks
-    /// it down. Returns whether the state changed.
+    /// Notes a health probe: a success ends any cool-down (but the count of
+    /// consecutive failures stands, so the next failure cools it down for
+    /// longer still), a failure marks it down. Returns whether the state
+    /// changed.
     pub fn probed(&self, ok: bool, took: Duration, loaded: Option<Vec<String>>) -> bool {
         let before = self.state();
         self.probe_micros.store(
@@ -128,7 +130,6 @@ impl Member {
         );
         self.probe_ok.store(ok, Ordering::Relaxed);
         if ok {
-            self.consecutive_failures.store(0, Ordering::Relaxed);
             self.cooling_until_ms.store(0, Ordering::Relaxed);
         }
         if let Some(loaded) = loaded {
@@ -143,12 +144,13 @@ impl Member {
         Lease(self.in_flight.clone())
     }
 
-    /// Whether `self`, given one more answer, is less loaded than `other`
-    /// would be: in flight over weight, compared without division.
-    pub fn load_cmp(&self, other: &Self) -> std::cmp::Ordering {
-        let mine = u64::from(self.in_flight()) + 1;
-        let theirs = u64::from(other.in_flight()) + 1;
-        (mine * u64::from(other.weight)).cmp(&(theirs * u64::from(self.weight)))
+    /// Its load if it took one more answer for `model`, read once.
+    pub fn load(&self, model: &str) -> Load {
+        Load {
+            in_flight: u64::from(self.in_flight()) + 1,
+            weight: u64::from(self.weight),
+            cold: !self.has_loaded(model),
+        }
     }
 
     /// Notes how an attempt went. A failure of the upstream itself (not of
@@ -178,6 +180,38 @@ impl Member {
         before != self.state()
     }
 }
+
+/// A member's load as the router compares it: answers in flight over
+/// weight (compared without division), then whether the model would have
+/// to load first.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    in_flight: u64,
+    weight: u64,
+    cold: bool,
+}
+
+impl Ord for Load {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.in_flight * other.weight)
+            .cmp(&(other.in_flight * self.weight))
+            .then(self.cold.cmp(&other.cold))
+    }
+}
+
+impl PartialOrd for Load {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Load {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Load {}
 
 /// One answer in flight on a member.
 pub struct Lease(Arc<AtomicU32>);
@@ -262,6 +296,11 @@ mod tests {
         assert_eq!(member.state(), State::Healthy);
         assert!(member.has_loaded("llama3.2"));
         assert_eq!(member.probe_latency(), Duration::from_millis(3));
+        // Still failing after the probe: a longer cool-down than before.
+        let before = member.now_ms();
+        member.record(Err(&refused()));
+        let third = member.cooling_until_ms.load(Ordering::Relaxed);
+        assert!(third >= before + 4000, "{before} then {third}");
     }
 
     #[test]

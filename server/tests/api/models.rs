@@ -115,3 +115,140 @@ async fn ollamas_models_appear_once_it_comes_up_without_a_restart() {
     assert_eq!(answered.status(), 200);
     let _ = std::fs::remove_dir(empty);
 }
+
+mod managed {
+    //! Pulling and deleting from the page's API: Ollama's progress as our
+    //! SSE, the end said once, a cancelled pull reaching Ollama.
+
+    use std::time::Duration;
+
+    use fake_ollama::{Behavior, FakeEvent};
+    use serde_json::{Value, json};
+
+    use crate::helpers::{TestApp, parse_frames, read_frames, spawn_app};
+
+    async fn listed(app: &TestApp) -> Vec<String> {
+        let models: Value = app.get("/api/v1/models").await.json().await.unwrap();
+        models["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|model| model["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_pull_streams_progress_then_done_and_the_model_is_listed() {
+        let app = spawn_app(Behavior {
+            pull_steps: 3,
+            ..Behavior::default()
+        })
+        .await;
+        let response = app
+            .post_json("/api/v1/models/pull", json!({"model": "qwen3:0.6b"}))
+            .await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let frames = parse_frames(&response.text().await.unwrap());
+        assert_eq!(frames[0].json(), json!({"status": "pulling manifest"}));
+        let completed: Vec<u64> = frames
+            .iter()
+            .filter_map(|frame| frame.json()["completed"].as_u64())
+            .collect();
+        assert_eq!(completed.len(), 3);
+        assert!(completed.windows(2).all(|pair| pair[0] < pair[1]));
+        assert_eq!(frames[1].json()["total"], frames[3].json()["completed"]);
+        assert!(
+            frames[1].json()["digest"]
+                .as_str()
+                .unwrap()
+                .starts_with("sha256:")
+        );
+        let last = frames.last().unwrap();
+        assert_eq!(last.event.as_deref(), Some("done"));
+        assert_eq!(
+            last.json(),
+            json!({"status": "success", "model": "qwen3:0.6b"})
+        );
+        assert!(listed(&app).await.contains(&"qwen3:0.6b".to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_failed_pull_ends_with_ollamas_reason() {
+        let app = spawn_app(Behavior::default()).await;
+        let response = app
+            .post_json("/api/v1/models/pull", json!({"model": "missing-model"}))
+            .await;
+        let frames = parse_frames(&response.text().await.unwrap());
+        let last = frames.last().unwrap();
+        assert_eq!(last.event.as_deref(), Some("error"));
+        assert_eq!(
+            last.json(),
+            json!({"error": "pull model manifest: file does not exist"})
+        );
+        let response = app
+            .post_json("/api/v1/models/pull", json!({"model": " "}))
+            .await;
+        assert_eq!(response.status(), 400);
+        let response = app
+            .post_json(
+                "/api/v1/models/pull",
+                json!({"model": "x", "upstream": "nowhere"}),
+            )
+            .await;
+        assert_eq!(response.status(), 404);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "no upstream named \"nowhere\"");
+    }
+
+    #[tokio::test]
+    async fn closing_a_pull_cancels_it_at_ollama() {
+        let app = spawn_app(Behavior {
+            pull_steps: 50,
+            pull_step_ms: 100,
+            ..Behavior::default()
+        })
+        .await;
+        let mut response = app
+            .post_json("/api/v1/models/pull", json!({"model": "qwen3:0.6b"}))
+            .await;
+        read_frames(&mut response, 2).await;
+        drop(response);
+        let cancelled = app
+            .fake()
+            .events()
+            .wait_for(Duration::from_secs(1), |events| {
+                events.iter().any(|event| {
+                    matches!(event, FakeEvent::Disconnected { path, .. } if path == "/api/pull")
+                })
+            })
+            .await;
+        assert!(cancelled.is_some(), "the pull went on at Ollama");
+        assert!(!listed(&app).await.contains(&"qwen3:0.6b".to_string()));
+    }
+
+    #[tokio::test]
+    async fn delete_removes_a_model_from_its_ollama_and_says_what_went_wrong() {
+        let app = spawn_app(Behavior::default()).await;
+        let response = app
+            .client
+            .delete(app.url("/api/v1/models/qwen2.5:0.5b"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+        assert!(!listed(&app).await.contains(&"qwen2.5:0.5b".to_string()));
+        let response = app
+            .client
+            .delete(app.url("/api/v1/models/qwen2.5:0.5b"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404);
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains("not found"),
+            "{body}"
+        );
+    }
+}

@@ -332,3 +332,34 @@ async fn an_upstream_answering_5xx_is_failed_over_then_cooled_down() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn with_no_ollama_a_pull_is_refused_with_the_reason() {
+    let upstream = fake(Behavior::default()).await;
+    let app = spawn_with_file(&format!(
+        "[[upstream]]\nname = \"vllm\"\nkind = \"openai\"\nurl = \"{}/v1\"\n",
+        upstream.url()
+    ))
+    .await;
+    let response = app
+        .post_json("/api/v1/models/pull", json!({"model": "llama3.2:1b"}))
+        .await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("no Ollama server is configured to pull models"),
+        "{body}"
+    );
+    let response = app
+        .post_json(
+            "/api/v1/models/pull",
+            json!({"model": "llama3.2:1b", "upstream": "vllm"}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "the vllm backend cannot pull models");
+}

@@ -26,7 +26,7 @@ const RECONNECT_AFTER_MS: u64 = 1000;
 
 /// How our event streams are framed: SSE comments keep them alive, and a
 /// shutdown ends them with `event: error`.
-fn framing() -> Framing {
+pub(super) fn framing() -> Framing {
     static SHUTDOWN: LazyLock<Bytes> = LazyLock::new(|| {
         let mut frame = BytesMut::new();
         write_event(
@@ -204,7 +204,7 @@ fn write_id(out: &mut BytesMut, id: Option<u64>, text: &str) {
     }
 }
 
-fn write_event(out: &mut BytesMut, name: &str, data: &impl serde::Serialize) {
+pub(super) fn write_event(out: &mut BytesMut, name: &str, data: &impl serde::Serialize) {
     out.put_slice(b"event: ");
     out.put_slice(name.as_bytes());
     out.put_slice(b"\ndata: ");
