@@ -315,6 +315,9 @@ impl Config {
                 specs.push(spec);
             }
         }
+        if self.embedded && specs.iter().any(|spec| spec.name == "embedded") {
+            return Err(ConfigError::NameTaken("embedded".into()));
+        }
         Ok(specs)
     }
 
@@ -372,7 +375,9 @@ pub enum ConfigError {
     OllamaPort { host: String },
     #[error(transparent)]
     Upstreams(#[from] UpstreamsError),
-    #[error("the upstream name {0:?} is in LLM_CHAT_CONFIG already; OLLAMA_URL's servers need it")]
+    #[error(
+        "the upstream name {0:?} is taken (by OLLAMA_URL's servers or the embedded engine): rename it in LLM_CHAT_CONFIG"
+    )]
     NameTaken(String),
 }
 

@@ -24,6 +24,10 @@ use crate::backend::{
 };
 use crate::inference::{EmbedRequest, Embeddings, InferenceRequest};
 
+/// Picks that may lose the last free place to another request before the
+/// answer is "busy".
+const RACES_BEFORE_BUSY: usize = 16;
+
 /// How hard the router tries before the first token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Failover {
@@ -176,15 +180,26 @@ impl Registry {
         let attempts = self.failover.attempts.min(candidates.len());
         let mut tried: Vec<usize> = Vec::with_capacity(attempts);
         let mut last_error = None;
+        let mut raced = 0;
         while tried.len() < attempts {
             let index = match self.pick(&candidates, &tried, &request.model) {
                 Ok(index) => index,
                 Err(busy) => return Err(last_error.unwrap_or(busy)),
             };
-            tried.push(index);
             let member = &self.members[index];
+            // The pick saw a free place; another request may have taken it
+            // since. Then pick again: the limit is never exceeded.
+            let Some(lease) = member.try_lease() else {
+                raced += 1;
+                if raced > RACES_BEFORE_BUSY {
+                    return Err(
+                        last_error.unwrap_or_else(|| self.busy(&candidates, &request.model))
+                    );
+                }
+                continue;
+            };
+            tried.push(index);
             let more_to_try = tried.len() < attempts;
-            let lease = member.lease();
             let error = match member.backend.infer(request.clone()).await {
                 Ok(stream) if !more_to_try => {
                     self.record(member, Ok(()));
@@ -282,12 +297,7 @@ impl Registry {
             .map(|i| (i, self.members[i].load(model)))
             .collect();
         let Some(least) = open.iter().map(|(_, load)| *load).min() else {
-            return Err(BackendError::Busy {
-                backend: self.members[candidates[0]].name().into(),
-                message: format!(
-                    "every backend serving \"{model}\" is at its limit; try again shortly"
-                ),
-            });
+            return Err(self.busy(candidates, model));
         };
         let tied: Vec<usize> = open
             .into_iter()
@@ -296,6 +306,15 @@ impl Registry {
             .collect();
         let turn = self.rotation.fetch_add(1, Ordering::Relaxed);
         Ok(tied[turn % tied.len()])
+    }
+
+    fn busy(&self, candidates: &[usize], model: &str) -> BackendError {
+        BackendError::Busy {
+            backend: self.members[candidates[0]].name().into(),
+            message: format!(
+                "every backend serving \"{model}\" is at its limit; try again shortly"
+            ),
+        }
     }
 
     /// The members serving `model`. A name no backend listed goes to the

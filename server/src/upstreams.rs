@@ -234,13 +234,20 @@ fn parse_file(
                     "give api_key or api_key_env, not both".into(),
                 ));
             }
+            (Some(key), None) if key.trim().is_empty() => {
+                return Err(invalid(entry_at, "api_key is empty".into()));
+            }
             (Some(key), None) => Some(key),
-            (None, Some(variable)) => Some(env(variable.get_ref()).ok_or_else(|| {
-                invalid(
-                    variable.span().start,
-                    format!("the variable {} is not set", variable.get_ref()),
-                )
-            })?),
+            (None, Some(variable)) => Some(
+                env(variable.get_ref())
+                    .filter(|key| !key.trim().is_empty())
+                    .ok_or_else(|| {
+                        invalid(
+                            variable.span().start,
+                            format!("the variable {} is not set, or empty", variable.get_ref()),
+                        )
+                    })?,
+            ),
             (None, None) => None,
         };
         if api_key.is_some() && entry.kind == UpstreamKind::Ollama {
@@ -384,7 +391,7 @@ models = { fast = "llama3.2:1b", "qwen2.5:7b" = "qwen2.5:7b" }
             message(
                 "[[upstream]]\nname = \"a\"\nkind = \"openai\"\nurl = \"http://a\"\napi_key_env = \"NOPE\"\n"
             ),
-            "llm-chat.toml, line 5: the variable NOPE is not set"
+            "llm-chat.toml, line 5: the variable NOPE is not set, or empty"
         );
         assert_eq!(
             message(

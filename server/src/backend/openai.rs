@@ -321,7 +321,13 @@ fn decode(
                         finish = Some(wire::done_reason(&reason));
                     }
                 }
-                Ok(Data::Error(message)) => {
+                // The request's own fault (a prompt too long for the
+                // model): no other upstream would take it either.
+                Ok(Data::Error { message, status: Some(status @ 400..=499) }) => {
+                    yield Err(BackendError::Rejected { status, message });
+                    return;
+                }
+                Ok(Data::Error { message, .. }) => {
                     yield Err(BackendError::Failed { backend: backend.clone(), message });
                     return;
                 }

@@ -144,6 +144,17 @@ impl Member {
         Lease(self.in_flight.clone())
     }
 
+    /// A lease, if one more answer fits within the limit: checked and
+    /// counted in one step, so concurrent requests never exceed it.
+    pub fn try_lease(&self) -> Option<Lease> {
+        self.in_flight
+            .try_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
+                (count < self.max_concurrent).then_some(count + 1)
+            })
+            .ok()
+            .map(|_| Lease(self.in_flight.clone()))
+    }
+
     /// Its load if it took one more answer for `model`, read once.
     pub fn load(&self, model: &str) -> Load {
         Load {
@@ -318,6 +329,17 @@ mod tests {
         assert!(!member.record(Err(&rejected)));
         assert_eq!(member.state(), State::Healthy);
         assert_eq!(member.failures(), 0);
+    }
+
+    #[test]
+    fn a_lease_past_the_limit_is_refused_until_one_ends() {
+        let mut member = member();
+        member.max_concurrent = 2;
+        let first = member.try_lease().unwrap();
+        let _second = member.try_lease().unwrap();
+        assert!(member.try_lease().is_none());
+        drop(first);
+        assert!(member.try_lease().is_some());
     }
 
     #[test]

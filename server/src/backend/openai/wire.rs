@@ -171,8 +171,11 @@ pub enum Data<'a> {
     Done,
     Chunk(Chunk<'a>),
     /// A failure reported inside the stream (vLLM does this even before
-    /// the first token, under a 200).
-    Error(String),
+    /// the first token, under a 200), with the HTTP status it names, if any.
+    Error {
+        message: String,
+        status: Option<u16>,
+    },
 }
 
 /// What one chunk carries; text borrowed where it needs no unescaping.
@@ -209,6 +212,9 @@ struct ChunkBody<'a> {
     object: Option<Text<'a>>,
     #[serde(default)]
     message: Option<String>,
+    /// vLLM's status beside its message.
+    #[serde(default)]
+    code: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -250,24 +256,37 @@ pub fn parse_data(data: &[u8]) -> Result<Data<'_>, serde_json::Error> {
         return Ok(Data::Done);
     }
     let body: ChunkBody = serde_json::from_slice(data)?;
+    // A code is a status only when it is one (OpenAI's codes are often
+    // words, such as "context_length_exceeded").
+    let status = |code: Option<&serde_json::Value>| {
+        code.and_then(serde_json::Value::as_u64)
+            .and_then(|code| u16::try_from(code).ok())
+            .filter(|code| (400..600).contains(code))
+    };
     if let Some(error) = body.error.filter(|error| !error.is_null()) {
-        let message = match &error {
-            serde_json::Value::String(text) => text.clone(),
-            other => other["message"]
-                .as_str()
-                .map_or_else(|| other.to_string(), str::to_string),
+        let (message, status) = match &error {
+            serde_json::Value::String(text) => (Some(text.clone()), None),
+            other => (
+                other["message"].as_str().map(str::to_string),
+                status(other.get("code")),
+            ),
         };
-        return Ok(Data::Error(message));
+        return Ok(Data::Error {
+            message: message.unwrap_or_else(|| "the model failed".to_string()),
+            status,
+        });
     }
     if body
         .object
         .as_ref()
         .is_some_and(|object| object.0 == "error")
     {
-        return Ok(Data::Error(
-            body.message
+        return Ok(Data::Error {
+            message: body
+                .message
                 .unwrap_or_else(|| "the model failed".to_string()),
-        ));
+            status: status(body.code.as_ref()),
+        });
     }
     let mut chunk = Chunk {
         usage: body.usage,
@@ -494,11 +513,43 @@ mod tests {
     fn errors_in_a_stream_are_read_in_every_shape() {
         assert_eq!(
             parse_data(br#"{"error":{"message":"out of memory","type":"server_error"}}"#).unwrap(),
-            Data::Error("out of memory".into())
+            Data::Error {
+                message: "out of memory".into(),
+                status: None
+            }
         );
         assert_eq!(
             parse_data(br#"{"object":"error","message":"engine dead","code":500}"#).unwrap(),
-            Data::Error("engine dead".into())
+            Data::Error {
+                message: "engine dead".into(),
+                status: Some(500)
+            }
+        );
+    }
+
+    #[test]
+    fn a_status_in_an_error_frame_is_kept_and_a_word_code_is_not() {
+        assert_eq!(
+            parse_data(br#"{"object":"error","message":"This model's maximum context length is 2048 tokens","type":"BadRequestError","code":400}"#).unwrap(),
+            Data::Error {
+                message: "This model's maximum context length is 2048 tokens".into(),
+                status: Some(400)
+            }
+        );
+        assert_eq!(
+            parse_data(br#"{"error":{"message":"too long","code":"context_length_exceeded"}}"#)
+                .unwrap(),
+            Data::Error {
+                message: "too long".into(),
+                status: None
+            }
+        );
+        assert_eq!(
+            parse_data(br#"{"error":{"type":"server_error"}}"#).unwrap(),
+            Data::Error {
+                message: "the model failed".into(),
+                status: None
+            }
         );
     }
 
