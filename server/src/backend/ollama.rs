@@ -127,10 +127,11 @@ impl Backend for OllamaBackend {
 
     fn list_models(&self) -> BoxFuture<'_, Result<Vec<ModelInfo>, BackendError>> {
         Box::pin(async move {
-            let tags: TagList = self
+            let response = self
                 .upstream
-                .get_json(&self.urls.tags, "model list")
+                .send(self.upstream.http.get(self.urls.tags.clone()))
                 .await?;
+            let tags: TagList = self.upstream.json(response, "model list").await?;
             Ok(tags
                 .models
                 .into_iter()
@@ -168,9 +169,13 @@ impl Backend for OllamaBackend {
 
     fn loaded(&self) -> BoxFuture<'_, Result<Vec<LoadedModel>, BackendError>> {
         Box::pin(async move {
+            let response = self
+                .upstream
+                .send(self.upstream.http.get(self.urls.ps.clone()))
+                .await?;
             let list: ProcessList = self
                 .upstream
-                .get_json(&self.urls.ps, "list of loaded models")
+                .json(response, "list of loaded models")
                 .await?;
             Ok(list
                 .models
@@ -199,10 +204,11 @@ impl Backend for OllamaBackend {
     fn health(&self) -> BoxFuture<'_, BackendHealth> {
         Box::pin(async move {
             let checked = async {
-                let version: Version = self
+                let response = self
                     .upstream
-                    .get_json(&self.urls.version, "version")
+                    .send(self.upstream.http.get(self.urls.version.clone()))
                     .await?;
+                let version: Version = self.upstream.json(response, "version").await?;
                 Ok::<_, BackendError>(version.version)
             };
             let (ready, version, error) = match checked.await {

@@ -156,7 +156,11 @@ impl Backend for OpenAiBackend {
 
     fn list_models(&self) -> BoxFuture<'_, Result<Vec<ModelInfo>, BackendError>> {
         Box::pin(async move {
-            let list: ModelList = self.upstream.get_json(&self.models, "model list").await?;
+            let response = self
+                .upstream
+                .send(self.upstream.http.get(self.models.clone()))
+                .await?;
+            let list: ModelList = self.upstream.json(response, "model list").await?;
             Ok(list
                 .data
                 .into_iter()
