@@ -68,32 +68,20 @@ impl Metrics {
             "Generations producing tokens right now.",
         );
         let _ = writeln!(text, "llm_chat_generations_running {running_generations}");
-        metric_header(
+        per_backend(
             &mut text,
-            "llm_chat_backend_sequences",
-            "gauge",
+            backends,
+            ("llm_chat_backend_sequences", "gauge"),
             "Generations each backend is producing right now.",
+            |gauges| gauges.sequences.to_string(),
         );
-        for gauges in backends {
-            let _ = writeln!(
-                text,
-                "llm_chat_backend_sequences{{backend=\"{}\"}} {}",
-                gauges.name, gauges.sequences
-            );
-        }
-        metric_header(
+        per_backend(
             &mut text,
-            "llm_chat_backend_in_flight",
-            "gauge",
+            backends,
+            ("llm_chat_backend_in_flight", "gauge"),
             "Requests the router has on each backend right now, waiting for headers included.",
+            |gauges| gauges.in_flight.to_string(),
         );
-        for gauges in backends {
-            let _ = writeln!(
-                text,
-                "llm_chat_backend_in_flight{{backend=\"{}\"}} {}",
-                gauges.name, gauges.in_flight
-            );
-        }
         metric_header(
             &mut text,
             "llm_chat_backend_state",
@@ -110,32 +98,20 @@ impl Metrics {
                 );
             }
         }
-        metric_header(
+        per_backend(
             &mut text,
-            "llm_chat_backend_failures_total",
-            "counter",
+            backends,
+            ("llm_chat_backend_failures_total", "counter"),
             "Failures of each backend the router saw (unreachable, timeouts, 5xx, broken streams).",
+            |gauges| gauges.failures.to_string(),
         );
-        for gauges in backends {
-            let _ = writeln!(
-                text,
-                "llm_chat_backend_failures_total{{backend=\"{}\"}} {}",
-                gauges.name, gauges.failures
-            );
-        }
-        metric_header(
+        per_backend(
             &mut text,
-            "llm_chat_backend_probe_seconds",
-            "gauge",
+            backends,
+            ("llm_chat_backend_probe_seconds", "gauge"),
             "How long each backend's last health probe took.",
+            |gauges| format!("{:.6}", gauges.probe_seconds),
         );
-        for gauges in backends {
-            let _ = writeln!(
-                text,
-                "llm_chat_backend_probe_seconds{{backend=\"{}\"}} {:.6}",
-                gauges.name, gauges.probe_seconds
-            );
-        }
         metric_header(
             &mut text,
             "llm_chat_tokens_relayed_total",
@@ -171,6 +147,25 @@ pub struct BackendGauges<'a> {
     pub state: &'static str,
     pub failures: u64,
     pub probe_seconds: f64,
+}
+
+/// One metric with a line per backend, labelled with its name.
+fn per_backend(
+    text: &mut String,
+    backends: &[BackendGauges<'_>],
+    (name, kind): (&str, &str),
+    help: &str,
+    value: impl Fn(&BackendGauges<'_>) -> String,
+) {
+    metric_header(text, name, kind, help);
+    for gauges in backends {
+        let _ = writeln!(
+            text,
+            "{name}{{backend=\"{}\"}} {}",
+            gauges.name,
+            value(gauges)
+        );
+    }
 }
 
 fn metric_header(text: &mut String, name: &str, kind: &str, help: &str) {

@@ -202,6 +202,16 @@ impl HttpUpstream {
             })
     }
 
+    /// `GET url`, its JSON answer read within the timeout.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &Url,
+        what: &str,
+    ) -> Result<T, BackendError> {
+        let response = self.send(self.http.get(url.clone())).await?;
+        self.json(response, what).await
+    }
+
     /// Counts one answer as open until the guard is dropped.
     pub fn open_stream(&self) -> OpenStream {
         self.open_streams.fetch_add(1, Ordering::Relaxed);

@@ -127,11 +127,10 @@ impl Backend for OllamaBackend {
 
     fn list_models(&self) -> BoxFuture<'_, Result<Vec<ModelInfo>, BackendError>> {
         Box::pin(async move {
-            let response = self
+            let tags: TagList = self
                 .upstream
-                .send(self.upstream.http.get(self.urls.tags.clone()))
+                .get_json(&self.urls.tags, "model list")
                 .await?;
-            let tags: TagList = self.upstream.json(response, "model list").await?;
             Ok(tags
                 .models
                 .into_iter()
@@ -169,13 +168,9 @@ impl Backend for OllamaBackend {
 
     fn loaded(&self) -> BoxFuture<'_, Result<Vec<LoadedModel>, BackendError>> {
         Box::pin(async move {
-            let response = self
-                .upstream
-                .send(self.upstream.http.get(self.urls.ps.clone()))
-                .await?;
             let list: ProcessList = self
                 .upstream
-                .json(response, "list of loaded models")
+                .get_json(&self.urls.ps, "list of loaded models")
                 .await?;
             Ok(list
                 .models
@@ -204,11 +199,10 @@ impl Backend for OllamaBackend {
     fn health(&self) -> BoxFuture<'_, BackendHealth> {
         Box::pin(async move {
             let checked = async {
-                let response = self
+                let version: Version = self
                     .upstream
-                    .send(self.upstream.http.get(self.urls.version.clone()))
+                    .get_json(&self.urls.version, "version")
                     .await?;
-                let version: Version = self.upstream.json(response, "version").await?;
                 Ok::<_, BackendError>(version.version)
             };
             let (ready, version, error) = match checked.await {

@@ -156,11 +156,7 @@ impl Backend for OpenAiBackend {
 
     fn list_models(&self) -> BoxFuture<'_, Result<Vec<ModelInfo>, BackendError>> {
         Box::pin(async move {
-            let response = self
-                .upstream
-                .send(self.upstream.http.get(self.models.clone()))
-                .await?;
-            let list: ModelList = self.upstream.json(response, "model list").await?;
+            let list: ModelList = self.upstream.get_json(&self.models, "model list").await?;
             Ok(list
                 .data
                 .into_iter()
