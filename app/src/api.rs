@@ -25,6 +25,21 @@ pub struct ErrorBody {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ModelList {
     pub models: Vec<ModelInfo>,
+    /// Every backend instance, in the order configured, listing or not.
+    #[serde(default)]
+    pub backends: Vec<BackendInfo>,
+}
+
+/// One backend instance llm-chat routes to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct BackendInfo {
+    /// As models name it in `backends` (`ollama`, `ollama-2`, `embedded`).
+    pub name: String,
+    /// `ollama`, `openai` or `embedded`.
+    pub kind: String,
+    /// Models can be pulled onto it and deleted from it (an Ollama server).
+    pub manages_models: bool,
 }
 
 /// Body of `POST /api/v1/models/pull`.

@@ -3,8 +3,6 @@
 //! comes from the address (`/` or `/c/{id}`); the server renders it whole in
 //! the first HTML, and the browser opens others without reloading.
 
-#[cfg(feature = "hydrate")]
-mod client;
 mod composer;
 // Parts of the conversation are only driven in the browser.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
@@ -33,6 +31,7 @@ use self::settings::SettingsPanel;
 use self::sidebar::{Route, Sidebar, open};
 use crate::api::{Conversation, ModelList};
 use crate::data::{load_conversation, load_conversations, load_models};
+use crate::models::ModelsPanel;
 
 /// The conversation the server was asked for, given to the render so the
 /// first HTML shows it (the browser reads the same from its address).
@@ -206,18 +205,19 @@ fn ChatColumn(
     });
     let stop = Callback::new(move |()| session.stop());
     let settings_open = RwSignal::new(false);
+    let models_open = RwSignal::new(false);
     let pick = Callback::new(move |name: String| {
         pick_model.run(name.clone());
         // The conversation remembers its model.
         #[cfg(feature = "hydrate")]
         if let Some(conversation) = session.conversation.get_untracked() {
-            client::fire(async move {
+            crate::client::fire(async move {
                 let url = format!("/api/v1/conversations/{conversation}");
                 let body = crate::api::UpdateConversationRequest {
                     model: Some(Some(name)),
                     ..Default::default()
                 };
-                client::patch_json::<_, Conversation>(&url, &body)
+                crate::client::patch_json::<_, Conversation>(&url, &body)
                     .await
                     .map(drop)
             });
@@ -250,10 +250,24 @@ fn ChatColumn(
             >
                 <SlidersIcon />
             </button>
+            <button
+                type="button"
+                class="icon-button"
+                data-testid="models-button"
+                aria-label="Models"
+                title="Models"
+                aria-expanded=move || if models_open.get() { "true" } else { "false" }
+                on:click=move |_| models_open.update(|open| *open = !*open)
+            >
+                <BoxesIcon />
+            </button>
             <NewChatButton session />
         </header>
         <Show when=move || settings_open.get()>
             <SettingsPanel session open=settings_open />
+        </Show>
+        <Show when=move || models_open.get()>
+            <ModelsPanel models />
         </Show>
         {problem.map(|problem| view! { <p class="banner" role="alert" data-testid="error">{problem}</p> })}
         <ModelsProblem models />
@@ -365,6 +379,18 @@ fn SlidersIcon() -> impl IntoView {
             <path
                 fill="currentColor"
                 d="M3 6h10v2H3V6zm14 0h4v2h-4v2h-2V4h2v2zM3 16h4v2H3v-2zm8 0h10v2H11v2H9v-6h2v2zm-8-5h14v2H3v-2zm16 0h2v2h-2v-2z"
+            />
+        </svg>
+    }
+}
+
+#[component]
+fn BoxesIcon() -> impl IntoView {
+    view! {
+        <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false">
+            <path
+                fill="currentColor"
+                d="M12 2 3 6.5v11L12 22l9-4.5v-11L12 2zm0 2.2 6.4 3.2L12 10.6 5.6 7.4 12 4.2zM5 9l6 3v7.4l-6-3V9zm8 10.4V12l6-3v7.4l-6 3z"
             />
         </svg>
     }

@@ -4,9 +4,12 @@
 
 pub mod api;
 mod chat;
+#[cfg(feature = "hydrate")]
+mod client;
 mod clipboard;
 mod data;
 mod markdown;
+mod models;
 
 pub use chat::RequestedConversation;
 #[cfg(feature = "ssr")]

@@ -29,10 +29,13 @@ mod routes;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-use axum::serve::ListenerExt;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 pub use behavior::{Behavior, Fault};
 pub use events::{EventLog, FakeEvent};
@@ -124,7 +127,8 @@ pub fn router(state: FakeState) -> axum::Router {
 pub struct FakeOllama {
     addr: SocketAddr,
     state: FakeState,
-    server: JoinHandle<()>,
+    /// None once killed.
+    server: Option<JoinHandle<()>>,
 }
 
 impl FakeOllama {
@@ -141,21 +145,31 @@ impl FakeOllama {
     /// Serves on an already bound listener.
     pub fn serve(listener: TcpListener, state: FakeState) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
-        let app = router(state.clone());
-        // Like Ollama (Go sets TCP_NODELAY by default): lines go out at once.
-        let listener = listener.tap_io(|stream| {
-            let _ = stream.set_nodelay(true);
-        });
-        let server = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
-                tracing::error!(%error, "fake-ollama stopped");
-            }
-        });
+        let server = Some(spawn_server(listener, router(state.clone())));
         Ok(Self {
             addr,
             state,
             server,
         })
+    }
+
+    /// Stops the way a crashed server does: the port closes and every
+    /// connection is cut, answers mid-stream and idle pooled ones alike.
+    pub async fn kill(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+            // Done once the task has dropped its listener and connections.
+            let _ = server.await;
+        }
+    }
+
+    /// Serves again at the same address, with the same models, behaviour
+    /// and event log (a server coming back after [`FakeOllama::kill`]).
+    pub async fn restart(&mut self) -> std::io::Result<()> {
+        self.kill().await;
+        let listener = TcpListener::bind(self.addr).await?;
+        self.server = Some(spawn_server(listener, router(self.state.clone())));
+        Ok(())
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -176,8 +190,39 @@ impl FakeOllama {
     }
 }
 
+/// Accepts and serves connections until aborted. The connections are this
+/// task's own (not detached as `axum::serve` leaves them), so aborting it
+/// cuts them all: a test can kill an upstream mid-answer.
+fn spawn_server(listener: TcpListener, app: axum::Router) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut connections = JoinSet::new();
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors, most likely: let some close.
+                    tracing::warn!(%error, "fake-ollama cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            // Like Ollama (Go sets TCP_NODELAY by default): lines go out at once.
+            let _ = stream.set_nodelay(true);
+            while connections.try_join_next().is_some() {}
+            let service = TowerToHyperService::new(app.clone());
+            connections.spawn(async move {
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
+
 impl Drop for FakeOllama {
     fn drop(&mut self) {
-        self.server.abort();
+        if let Some(server) = &self.server {
+            server.abort();
+        }
     }
 }

@@ -39,6 +39,17 @@ pub enum BackendKind {
     Openai,
 }
 
+impl BackendKind {
+    /// As the API spells it (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ollama => "ollama",
+            Self::Embedded => "embedded",
+            Self::Openai => "openai",
+        }
+    }
+}
+
 /// Whether a backend can serve requests right now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BackendHealth {

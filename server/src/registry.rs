@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::api::ModelInfo;
+use app::api::{BackendInfo, ModelInfo, ModelList};
 use arc_swap::ArcSwap;
 use futures_util::future::join_all;
 
@@ -103,6 +103,20 @@ impl Registry {
 
     pub fn backends(&self) -> impl Iterator<Item = &Arc<dyn Backend>> {
         self.members.iter().map(|member| &member.backend)
+    }
+
+    /// The models and the backends, as `GET /api/v1/models` answers them.
+    pub async fn catalog(&self) -> Result<ModelList, BackendError> {
+        let models = self.list_models().await?;
+        let backends = self
+            .backends()
+            .map(|backend| BackendInfo {
+                name: backend.name().to_string(),
+                kind: backend.kind().as_str().to_string(),
+                manages_models: backend.kind() == BackendKind::Ollama,
+            })
+            .collect();
+        Ok(ModelList { models, backends })
     }
 
     /// Every backend's models, merged: a model several backends list is

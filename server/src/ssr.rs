@@ -42,9 +42,8 @@ impl ServerData for Data {
     fn list_models(&self) -> BoxFuture<'_, Result<ModelList, String>> {
         Box::pin(async move {
             self.registry
-                .list_models()
+                .catalog()
                 .await
-                .map(|models| ModelList { models })
                 .map_err(|error| error.to_string())
         })
     }

@@ -182,13 +182,13 @@ impl Session {
             self.node(leaf)
                 .and_then(|node| node.turn.saved_as.get_untracked()),
         ) {
-            super::client::fire(async move {
+            crate::client::fire(async move {
                 let url = format!("/api/v1/conversations/{conversation}");
                 let body = crate::api::UpdateConversationRequest {
                     current_id: Some(leaf),
                     ..Default::default()
                 };
-                super::client::patch_json::<_, Conversation>(&url, &body)
+                crate::client::patch_json::<_, Conversation>(&url, &body)
                     .await
                     .map(drop)
             });
@@ -236,7 +236,7 @@ impl Session {
                     options: None,
                 };
                 let posted: crate::api::MessagePosted =
-                    super::client::post_json(&url, &body, None).await?;
+                    crate::client::post_json(&url, &body, None).await?;
                 question.saved_as.set(Some(posted.message.id));
                 saved(&session, &answering, &posted.reply);
                 Ok(posted.reply.generation)
@@ -280,7 +280,7 @@ impl Session {
                     options: None,
                 };
                 let regenerated: crate::api::Regenerated =
-                    super::client::post_json(&url, &body, None).await?;
+                    crate::client::post_json(&url, &body, None).await?;
                 saved(&session, &answering, &regenerated.reply);
                 Ok(regenerated.reply.generation)
             };
@@ -345,7 +345,7 @@ impl Session {
             options: Some(settings.options),
         };
         let created: Conversation =
-            super::client::post_json("/api/v1/conversations", &body, None).await?;
+            crate::client::post_json("/api/v1/conversations", &body, None).await?;
         self.conversation.set(Some(created.id.clone()));
         super::location::replace(&super::location::conversation_path(&created.id));
         Ok(created.id)

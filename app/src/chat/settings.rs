@@ -17,14 +17,14 @@ pub fn SettingsPanel(session: Session, open: RwSignal<bool>) -> impl IntoView {
         open.set(false);
         #[cfg(feature = "hydrate")]
         if let Some(conversation) = session.conversation.get_untracked() {
-            super::client::fire(async move {
+            crate::client::fire(async move {
                 let url = format!("/api/v1/conversations/{conversation}");
                 let body = crate::api::UpdateConversationRequest {
                     system: Some(Some(settings.system).filter(|system| !system.trim().is_empty())),
                     options: Some(settings.options),
                     ..Default::default()
                 };
-                super::client::patch_json::<_, crate::api::Conversation>(&url, &body)
+                crate::client::patch_json::<_, crate::api::Conversation>(&url, &body)
                     .await
                     .map(drop)
             });

@@ -131,13 +131,13 @@ fn Item(
         }
         title.set(name.clone());
         #[cfg(feature = "hydrate")]
-        super::client::fire(async move {
+        crate::client::fire(async move {
             let url = format!("/api/v1/conversations/{}", id.get_value());
             let body = crate::api::UpdateConversationRequest {
                 title: Some(name),
                 ..Default::default()
             };
-            super::client::patch_json::<_, crate::api::Conversation>(&url, &body).await?;
+            crate::client::patch_json::<_, crate::api::Conversation>(&url, &body).await?;
             list_changed.update(|changes| *changes += 1);
             Ok(())
         });
@@ -155,8 +155,8 @@ fn Item(
                 return;
             }
             let was_shown = is_shown();
-            super::client::fire(async move {
-                super::client::delete(&format!("/api/v1/conversations/{}", id.get_value())).await?;
+            crate::client::fire(async move {
+                crate::client::delete(&format!("/api/v1/conversations/{}", id.get_value())).await?;
                 list_changed.update(|changes| *changes += 1);
                 if was_shown {
                     open(route, None);

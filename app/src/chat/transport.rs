@@ -302,7 +302,7 @@ fn json<T: DeserializeOwned>(event: &MessageEvent) -> Option<T> {
 
 /// Cancels a generation on the server, in the background.
 fn delete_generation(id: String) {
-    super::client::fire(async move {
-        super::client::delete(&format!("/api/v1/generations/{id}")).await
+    crate::client::fire(async move {
+        crate::client::delete(&format!("/api/v1/generations/{id}")).await
     });
 }

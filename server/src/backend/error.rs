@@ -88,10 +88,12 @@ impl fmt::Display for ConnectFailure {
 impl BackendError {
     /// Whether sending the same request to another backend that serves the
     /// model is safe, provided no token has reached the client yet: nothing
-    /// was produced, or what was is discarded.
+    /// was produced, or what was is discarded. A model one backend lacks
+    /// (deleted there since it was listed) another may still have.
     pub fn retryable_before_first_token(&self) -> bool {
         match self {
-            Self::Unreachable { .. }
+            Self::ModelNotFound { .. }
+            | Self::Unreachable { .. }
             | Self::Timeout { .. }
             | Self::Status { .. }
             | Self::Busy { .. }
@@ -99,7 +101,7 @@ impl BackendError {
             | Self::Malformed { .. }
             | Self::Broken { .. }
             | Self::EndedEarly { .. } => true,
-            Self::ModelNotFound { .. } | Self::Rejected { .. } | Self::Internal { .. } => false,
+            Self::Rejected { .. } | Self::Internal { .. } => false,
         }
     }
 
@@ -189,5 +191,10 @@ mod tests {
         };
         assert!(!rejected.retryable_before_first_token());
         assert!(!rejected.is_server_side());
+        let missing = BackendError::ModelNotFound {
+            message: "model \"llama3.2\" not found, try pulling it first".into(),
+        };
+        assert!(missing.retryable_before_first_token());
+        assert!(!missing.is_server_side());
     }
 }

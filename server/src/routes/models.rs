@@ -36,8 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     )
 )]
 pub async fn list_models(State(state): State<AppState>) -> Result<Json<ModelList>, AppError> {
-    let models = state.registry.list_models().await?;
-    Ok(Json(ModelList { models }))
+    Ok(Json(state.registry.catalog().await?))
 }
 
 /// Pulls a model onto an Ollama upstream, its progress streamed: `data:`

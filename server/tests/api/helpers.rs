@@ -85,6 +85,21 @@ pub async fn spawn_app_with(behavior: Behavior, adjust: impl FnOnce(&mut Config)
     app
 }
 
+/// A server over the upstreams the TOML `file` declares (and no OLLAMA_URL).
+pub async fn spawn_with_upstreams(file: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let database = TempDir::new();
+    let path = database.0.join("llm-chat.toml");
+    std::fs::write(&path, file).unwrap();
+    let mut config = test_config("http://127.0.0.1:9", &database);
+    config.ollama_url = None;
+    config.config_file = Some(path);
+    adjust(&mut config);
+    run_app(
+        Application::build(config).await.expect("server builds"),
+        database,
+    )
+}
+
 /// The server over an existing database (a restart), before a new fake.
 pub async fn spawn_app_on(behavior: Behavior, database: TempDir) -> TestApp {
     let fake = FakeOllama::start(behavior)

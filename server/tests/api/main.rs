@@ -15,6 +15,7 @@ mod ollama;
 mod openai;
 mod openapi;
 mod page;
+mod pool;
 mod process;
 mod reasoning;
 mod shutdown;

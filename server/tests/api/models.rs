@@ -29,7 +29,7 @@ async fn models_are_ollamas_tags_plus_their_backend_byte_for_byte() {
             r#"{{"name":"qwen2.5:0.5b","model":"qwen2.5:0.5b","modified_at":"2025-01-15T10:20:30.123456789Z","#,
             r#""size":397821319,"digest":"{}","details":{{"format":"gguf","family":"qwen","families":["qwen"],"#,
             r#""parameter_size":"494.03M","quantization_level":"Q4_K_M"}},"backend":"ollama","backends":["ollama"]}}"#,
-            r#"]}}"#
+            r#"],"backends":[{{"name":"ollama","kind":"ollama","manages_models":true}}]}}"#
         ),
         digest(0),
         digest(1)

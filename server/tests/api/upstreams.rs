@@ -7,21 +7,12 @@ use llm_chat::Application;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    TempDir, TestApp, dead_address, parse_frames, run_app, streamed_text, test_config,
+    TempDir, TestApp, dead_address, parse_frames, run_app, spawn_with_upstreams, streamed_text,
+    test_config,
 };
 
-/// A server over the upstreams `toml` declares (and no OLLAMA_URL).
 async fn spawn_with_file(toml: &str) -> TestApp {
-    let database = TempDir::new();
-    let file = database.0.join("llm-chat.toml");
-    std::fs::write(&file, toml).unwrap();
-    let mut config = test_config("http://127.0.0.1:9", &database);
-    config.ollama_url = None;
-    config.config_file = Some(file);
-    run_app(
-        Application::build(config).await.expect("server builds"),
-        database,
-    )
+    spawn_with_upstreams(toml, |_| {}).await
 }
 
 async fn fake(behavior: Behavior) -> FakeOllama {

@@ -64,7 +64,7 @@ async fn answer<T: DeserializeOwned>(
         .map_err(|error| format!("the server sent an unreadable answer: {error}"))
 }
 
-async fn refusal(response: gloo_net::http::Response) -> String {
+pub(crate) async fn refusal(response: gloo_net::http::Response) -> String {
     let status = response.status();
     match response.json::<ErrorBody>().await {
         Ok(body) => body.error,
