@@ -107,11 +107,11 @@ impl Plan {
     /// p99 is not one unlucky stream; LiteLLM, a hundred times slower,
     /// keeps the base count.
     fn rounds_at(&self, level: usize, path: PathKind) -> usize {
-        if path == PathKind::LiteLlm && level >= 1000 {
+        if path.is_litellm() && level >= 1000 {
             // One timed stream per client: each takes LiteLLM about a minute.
             return 2.min(self.rounds);
         }
-        if self.mode != "full" || path == PathKind::LiteLlm {
+        if self.mode != "full" || path.is_litellm() {
             return self.rounds;
         }
         (1000 / level.max(1)).clamp(8, 32) + 1
@@ -299,14 +299,19 @@ async fn relay_rows(
     say("starting fake-ollama and llm-chat");
     let fake = processes::fake_ollama(&args.bin_dir.join("fake-ollama"))?;
     wait_ready(&fake, "/api/version", Duration::from_secs(10)).await?;
-    let gateway = start_gateway(args, root, &fake).await?;
-    let mut litellm = if plan.litellm {
-        say("starting LiteLLM proxy (slow to import)");
-        Some(start_litellm(args, work, &fake).await?)
-    } else {
-        None
+    let mut gateways = Gateways {
+        ours: start_gateway(args, root, &fake).await?,
+        pool: start_pool(args, root, &fake).await?,
+        litellm: None,
+        litellm_router: None,
     };
+    if plan.litellm {
+        say("starting LiteLLM proxy and router (slow to import)");
+        gateways.litellm = Some(start_litellm(args, work, &fake).await?);
+        gateways.litellm_router = Some(start_litellm_router(args, work, &fake).await?);
+    }
 
+    let gateway = &gateways.ours;
     let mut targets = vec![
         Target {
             kind: PathKind::Direct,
@@ -344,14 +349,26 @@ async fn relay_rows(
             expected_tokens: None,
         },
     ];
-    if let Some(litellm) = &litellm {
-        targets.push(Target {
-            kind: PathKind::LiteLlm,
-            base_url: litellm.url.clone(),
-            model: MODEL.into(),
-            api_key: Some(LITELLM_KEY.into()),
-            expected_tokens: None,
-        });
+    targets.push(Target {
+        kind: PathKind::Pool,
+        base_url: gateways.pool.url.clone(),
+        model: MODEL.into(),
+        api_key: None,
+        expected_tokens: None,
+    });
+    for (kind, service) in [
+        (PathKind::LiteLlm, &gateways.litellm),
+        (PathKind::LiteLlmRouter, &gateways.litellm_router),
+    ] {
+        if let Some(service) = service {
+            targets.push(Target {
+                kind,
+                base_url: service.url.clone(),
+                model: MODEL.into(),
+                api_key: Some(LITELLM_KEY.into()),
+                expected_tokens: None,
+            });
+        }
     }
     results.paths = targets.iter().map(|t| t.kind).collect();
     let client = load::http1_client();
@@ -374,22 +391,12 @@ async fn relay_rows(
             let kind = targets[index].kind;
             // A row starts on a quiet machine: a peer still working for
             // clients that left (LiteLLM does not stop) is restarted.
-            let (restarted, busy) =
-                quiet_machine(args, work, &fake, &gateway, &mut litellm).await?;
-            if restarted && let Some(litellm) = &litellm {
-                for target in targets.iter_mut().filter(|t| t.kind == PathKind::LiteLlm) {
-                    target.base_url = litellm.url.clone();
-                }
+            let (restarted, busy) = quiet_machine(args, work, &fake, &mut gateways).await?;
+            if restarted {
+                gateways.point(&mut targets);
             }
             // The gateways this row does not go through.
-            let others: Vec<&Service> = match kind {
-                PathKind::Direct => [Some(&gateway), litellm.as_ref()],
-                PathKind::LiteLlm => [Some(&gateway), None],
-                _ => [litellm.as_ref(), None],
-            }
-            .into_iter()
-            .flatten()
-            .collect();
+            let others = gateways.others(kind);
             let load_before = processes::load_average();
             let others_before = processes::cpu_of(&others);
             let target = &targets[index];
@@ -425,16 +432,20 @@ async fn relay_rows(
         for index in order {
             let kind = targets[index].kind;
             let is_litellm = kind == PathKind::LiteLlm;
-            // A conversation message relays as a generation does; its row is
-            // its time to first token.
-            if (is_litellm && round > 0) || kind == PathKind::Conversation {
+            // A conversation message relays as a generation does, and the
+            // routed paths are measured for the router's latency: their
+            // rows are their time to first token.
+            if (is_litellm && round > 0)
+                || matches!(
+                    kind,
+                    PathKind::Conversation | PathKind::Pool | PathKind::LiteLlmRouter
+                )
+            {
                 continue;
             }
-            let (restarted, _) = quiet_machine(args, work, &fake, &gateway, &mut litellm).await?;
-            if restarted && let Some(litellm) = &litellm {
-                for target in targets.iter_mut().filter(|t| t.kind == PathKind::LiteLlm) {
-                    target.base_url = litellm.url.clone();
-                }
+            let (restarted, _) = quiet_machine(args, work, &fake, &mut gateways).await?;
+            if restarted {
+                gateways.point(&mut targets);
             }
             let target = &targets[index];
             let tokens = if is_litellm {
@@ -450,11 +461,7 @@ async fn relay_rows(
                 plan.saturation_streams,
                 target.kind.label()
             ));
-            let service = match kind {
-                PathKind::Direct => None,
-                PathKind::LiteLlm => litellm.as_ref(),
-                _ => Some(&gateway),
-            };
+            let service = gateways.of(kind);
             let cpu_before = service.map(Service::cpu_seconds).transpose()?;
             let target = Target {
                 expected_tokens: Some(tokens as u64),
@@ -493,8 +500,7 @@ async fn relay_rows(
 
     // Idle streams, each measured in a process of its own: the runs above
     // grew the heaps, and a grown heap takes new streams for free.
-    drop(litellm);
-    drop(gateway);
+    drop(gateways);
     results.store = Some(store_rows(args, plan, root, &fake).await?);
     let mut runs = vec![
         (PathKind::GenerateStream, plan.idle_streams),
@@ -638,33 +644,108 @@ async fn start_gateway(args: &Args, root: &Path, fake: &Service) -> Result<Servi
 }
 
 /// LiteLLM in front of the fake, once it answers (it is slow to import).
-/// Waits (up to 20 s) until fake-ollama, llm-chat and LiteLLM are all idle;
+/// Waits (up to 20 s) until fake-ollama and every gateway are idle; a
 /// LiteLLM, which keeps streaming for clients that left, is restarted when
-/// it cannot settle. Says whether it was, and what was still busy.
+/// it cannot settle. Says whether one was, and what was still busy.
 async fn quiet_machine(
     args: &Args,
     work: &Path,
     fake: &Service,
-    gateway: &Service,
-    litellm: &mut Option<Service>,
+    gateways: &mut Gateways,
 ) -> Result<(bool, Vec<&'static str>), String> {
     const WITHIN: Duration = Duration::from_secs(20);
-    let services: Vec<&Service> = [Some(fake), Some(gateway), litellm.as_ref()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let mut services = gateways.all();
+    services.insert(0, fake);
     let busy = processes::settle(&services, WITHIN).await;
-    if !busy.contains(&"litellm") {
+    let restart_litellm = busy.contains(&"litellm");
+    let restart_router = busy.contains(&"litellm-router");
+    if !restart_litellm && !restart_router {
         return Ok((false, busy));
     }
-    say("LiteLLM is still working for clients that left: restarting it");
-    *litellm = None;
-    *litellm = Some(start_litellm(args, work, fake).await?);
-    let services: Vec<&Service> = [Some(fake), Some(gateway), litellm.as_ref()]
+    if restart_litellm {
+        say("LiteLLM is still working for clients that left: restarting it");
+        gateways.litellm = None;
+        gateways.litellm = Some(start_litellm(args, work, fake).await?);
+    }
+    if restart_router {
+        say("LiteLLM's router is still working for clients that left: restarting it");
+        gateways.litellm_router = None;
+        gateways.litellm_router = Some(start_litellm_router(args, work, fake).await?);
+    }
+    let mut services = gateways.all();
+    services.insert(0, fake);
+    Ok((true, processes::settle(&services, WITHIN).await))
+}
+
+/// The gateways the relay rows go through (the direct path goes through none).
+struct Gateways {
+    ours: Service,
+    /// llm-chat routing over three upstreams (one fake, listed three times).
+    pool: Service,
+    litellm: Option<Service>,
+    litellm_router: Option<Service>,
+}
+
+impl Gateways {
+    /// The gateway a path goes through.
+    fn of(&self, kind: PathKind) -> Option<&Service> {
+        match kind {
+            PathKind::Direct => None,
+            PathKind::Pool => Some(&self.pool),
+            PathKind::LiteLlm => self.litellm.as_ref(),
+            PathKind::LiteLlmRouter => self.litellm_router.as_ref(),
+            PathKind::GenerateStream
+            | PathKind::Generations
+            | PathKind::Conversation
+            | PathKind::OpenAi => Some(&self.ours),
+        }
+    }
+
+    fn all(&self) -> Vec<&Service> {
+        [
+            Some(&self.ours),
+            Some(&self.pool),
+            self.litellm.as_ref(),
+            self.litellm_router.as_ref(),
+        ]
         .into_iter()
         .flatten()
-        .collect();
-    Ok((true, processes::settle(&services, WITHIN).await))
+        .collect()
+    }
+
+    /// Every gateway a path does not go through.
+    fn others(&self, kind: PathKind) -> Vec<&Service> {
+        let own = self.of(kind);
+        self.all()
+            .into_iter()
+            .filter(|service| !own.is_some_and(|own| std::ptr::eq(own, *service)))
+            .collect()
+    }
+
+    /// Points the targets at their gateways again (after a restart).
+    fn point(&self, targets: &mut [Target]) {
+        for target in targets {
+            if let Some(service) = self.of(target.kind) {
+                target.base_url = service.url.clone();
+            }
+        }
+    }
+}
+
+/// llm-chat over three upstreams that are one fake listed three times: the
+/// upstream's work is the same as the one-upstream gateway's, so the
+/// difference is the router's.
+async fn start_pool(args: &Args, root: &Path, fake: &Service) -> Result<Service, String> {
+    let urls = [fake.url.as_str(); 3].join(",");
+    let pool = processes::llm_chat(&args.bin_dir.join("llm-chat"), root, &urls, None)?;
+    wait_ready(&pool, "/healthz", Duration::from_secs(20)).await?;
+    Ok(pool)
+}
+
+async fn start_litellm_router(args: &Args, work: &Path, fake: &Service) -> Result<Service, String> {
+    let router = processes::litellm_router(&args.venv, &fake.url, MODEL, work, 3)?;
+    wait_ready(&router, "/health/liveliness", Duration::from_secs(120)).await?;
+    Ok(router)
 }
 
 async fn start_litellm(args: &Args, work: &Path, fake: &Service) -> Result<Service, String> {
@@ -1052,6 +1133,14 @@ fn describe(results: &mut Results, plan: &Plan, args: &Args) {
          limit above caps how many streams it can hold; and it opens at most 500 connections to one upstream (its default \
          `AIOHTTP_CONNECTOR_LIMIT_PER_HOST`), so past 500 concurrent streams the rest queue inside it, as its time to \
          first token at 1,000 streams shows"
+            .into(),
+    );
+    results.notes.push(
+        "the routed rows (\"3 upstreams\", \"LiteLLM router, 3 deployments\") put one fake-ollama behind three \
+         upstream entries (llm-chat: `OLLAMA_URL` with the fake's URL three times, three members with a connection \
+         pool each; LiteLLM: three deployments of one model, its default simple-shuffle strategy), so the upstream \
+         does the same work as on the one-upstream rows and the difference is the router's; the 3-upstream row's \
+         \"vs LiteLLM\" columns compare it with LiteLLM's router"
             .into(),
     );
 }

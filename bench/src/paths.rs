@@ -27,9 +27,19 @@ pub enum PathKind {
     OpenAi,
     /// LiteLLM proxy `/v1/chat/completions` with `stream: true`.
     LiteLlm,
+    /// llm-chat `POST /api/v1/generate/stream` routed over three upstreams
+    /// (the router's cost: the same upstream, listed three times).
+    Pool,
+    /// LiteLLM's router over the same three: one model, three deployments.
+    LiteLlmRouter,
 }
 
 impl PathKind {
+    /// LiteLLM's paths: measured as the peer, their errors their own.
+    pub fn is_litellm(self) -> bool {
+        matches!(self, Self::LiteLlm | Self::LiteLlmRouter)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Self::Direct => "direct (Ollama NDJSON)",
@@ -38,14 +48,18 @@ impl PathKind {
             Self::Conversation => "llm-chat conversation message",
             Self::OpenAi => "llm-chat /v1/chat/completions",
             Self::LiteLlm => "LiteLLM proxy",
+            Self::Pool => "llm-chat /generate/stream, 3 upstreams",
+            Self::LiteLlmRouter => "LiteLLM router, 3 deployments",
         }
     }
 
     fn format(self) -> Format {
         match self {
             Self::Direct => Format::Ndjson,
-            Self::GenerateStream | Self::Generations | Self::Conversation => Format::LlmChatSse,
-            Self::OpenAi | Self::LiteLlm => Format::OpenAiSse,
+            Self::GenerateStream | Self::Generations | Self::Conversation | Self::Pool => {
+                Format::LlmChatSse
+            }
+            Self::OpenAi | Self::LiteLlm | Self::LiteLlmRouter => Format::OpenAiSse,
         }
     }
 }
@@ -95,7 +109,7 @@ impl Target {
             PathKind::Direct => client
                 .post(format!("{}/api/chat", self.base_url))
                 .json(&json!({"model": self.model, "messages": messages})),
-            PathKind::GenerateStream => client
+            PathKind::GenerateStream | PathKind::Pool => client
                 .post(format!("{}/api/v1/generate/stream", self.base_url))
                 .json(&json!({"model": self.model, "prompt": prompt})),
             PathKind::Generations => {
@@ -143,7 +157,7 @@ impl Target {
             PathKind::OpenAi => client
                 .post(format!("{}/v1/chat/completions", self.base_url))
                 .json(&json!({"model": self.model, "messages": messages, "stream": true})),
-            PathKind::LiteLlm => client
+            PathKind::LiteLlm | PathKind::LiteLlmRouter => client
                 .post(format!("{}/v1/chat/completions", self.base_url))
                 .bearer_auth(self.api_key.as_deref().unwrap_or_default())
                 .json(&json!({"model": self.model, "messages": messages, "stream": true})),

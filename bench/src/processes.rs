@@ -250,20 +250,51 @@ pub const LITELLM_KEY: &str = "sk-llm-chat-benchmark-0123456789abcdef";
 /// LiteLLM proxy, one worker, no callbacks, no database, in front of the
 /// fake as an `ollama_chat` model.
 pub fn litellm(venv: &Path, ollama_url: &str, model: &str, work: &Path) -> Result<Service, String> {
+    litellm_over(venv, ollama_url, model, work, 1)
+}
+
+/// LiteLLM's router: one model served by `deployments` deployments of the
+/// same upstream, which it spreads requests over (its default strategy).
+pub fn litellm_router(
+    venv: &Path,
+    ollama_url: &str,
+    model: &str,
+    work: &Path,
+    deployments: usize,
+) -> Result<Service, String> {
+    litellm_over(venv, ollama_url, model, work, deployments)
+}
+
+fn litellm_over(
+    venv: &Path,
+    ollama_url: &str,
+    model: &str,
+    work: &Path,
+    deployments: usize,
+) -> Result<Service, String> {
     let port = free_port();
-    let config = work.join("litellm.yaml");
+    let (name, file) = if deployments == 1 {
+        ("litellm", "litellm.yaml")
+    } else {
+        ("litellm-router", "litellm-router.yaml")
+    };
+    let config = work.join(file);
+    let deployment = format!(
+        "  - model_name: {model}\n    litellm_params:\n      model: ollama_chat/{model}\n      api_base: {ollama_url}\n"
+    );
     std::fs::write(
         &config,
         format!(
-            "model_list:\n  - model_name: {model}\n    litellm_params:\n      model: ollama_chat/{model}\n      api_base: {ollama_url}\n\
+            "model_list:\n{}\
              litellm_settings:\n  callbacks: []\n  success_callback: []\n  failure_callback: []\n  telemetry: false\n  set_verbose: false\n\
-             general_settings:\n  master_key: {LITELLM_KEY}\n  disable_spend_logs: true\n"
+             general_settings:\n  master_key: {LITELLM_KEY}\n  disable_spend_logs: true\n",
+            deployment.repeat(deployments)
         ),
     )
     .map_err(|error| error.to_string())?;
     let bin: PathBuf = venv.join("bin/litellm");
     spawn(
-        "litellm",
+        name,
         format!("http://127.0.0.1:{port}"),
         Command::new(bin)
             .args([

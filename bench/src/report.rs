@@ -139,7 +139,7 @@ impl Results {
     /// Errors of the direct path and llm-chat's (LiteLLM's are its own
     /// finding, shown in its rows).
     pub fn our_errors(&self) -> usize {
-        let ours = |path: PathKind| path != PathKind::LiteLlm;
+        let ours = |path: PathKind| !path.is_litellm();
         self.paths
             .iter()
             .zip(&self.latency)
@@ -242,6 +242,23 @@ impl Results {
                 &format!("added TTFT p99 ≤ 5 ms at 100 streams ({})", path.label()),
                 &format!("{added99:.2} ms"),
                 added99 <= 5.0,
+            );
+        }
+        // The router's own cost: three upstreams against one, same upstream.
+        if let Some(level) = at_100
+            && let (Some(one), Some(three)) = (
+                self.latency_of(PathKind::GenerateStream, level),
+                self.latency_of(PathKind::Pool, level),
+            )
+            && one.measured()
+            && three.measured()
+        {
+            let more = three.ttft_p50_ms - one.ttft_p50_ms;
+            row(
+                md,
+                "three upstreams: TTFT p50 ≤ one upstream's + 0.1 ms at 100 streams",
+                &format!("{more:+.3} ms"),
+                more <= 0.1,
             );
         }
         // A conversation message costs a bare generation plus its saving.
@@ -406,13 +423,23 @@ impl Results {
         );
         for (level, streams) in self.concurrencies.iter().enumerate() {
             let direct = self.latency_of(PathKind::Direct, level);
-            let litellm = self
-                .latency_of(PathKind::LiteLlm, level)
-                .filter(|l| l.measured())
-                .zip(direct);
-            let litellm_added50 = litellm.map(|(l, d)| l.ttft_p50_ms - d.ttft_p50_ms);
-            let litellm_added99 = litellm.map(|(l, d)| l.ttft_p99_ms - d.ttft_p99_ms);
+            // Each of ours against its like: the router against LiteLLM's.
+            let added_by = |peer: PathKind| {
+                let peer = self
+                    .latency_of(peer, level)
+                    .filter(|l| l.measured())
+                    .zip(direct);
+                (
+                    peer.map(|(l, d)| l.ttft_p50_ms - d.ttft_p50_ms),
+                    peer.map(|(l, d)| l.ttft_p99_ms - d.ttft_p99_ms),
+                )
+            };
             for &path in &self.paths {
+                let (litellm_added50, litellm_added99) = added_by(if path == PathKind::Pool {
+                    PathKind::LiteLlmRouter
+                } else {
+                    PathKind::LiteLlm
+                });
                 let Some(summary) = self.latency_of(path, level) else {
                     continue;
                 };
@@ -433,13 +460,7 @@ impl Results {
                         format!("{:+.2} ms", summary.ttft_p99_ms - d.ttft_p99_ms),
                     ),
                 };
-                let ours = matches!(
-                    path,
-                    PathKind::GenerateStream
-                        | PathKind::Generations
-                        | PathKind::Conversation
-                        | PathKind::OpenAi
-                );
+                let ours = !matches!(path, PathKind::Direct) && !path.is_litellm();
                 let vs_litellm =
                     |added: Option<f64>, theirs: Option<f64>| match (ours, added, theirs) {
                         (true, Some(added), Some(theirs)) if theirs > 0.0 => {
