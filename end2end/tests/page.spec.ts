@@ -43,7 +43,8 @@ test('with JavaScript off the first render still shows the page and the models',
 
 test('every control has a label', async ({ page }) => {
   await openChat(page);
-  await expect(page.getByLabel('Model')).toBeVisible();
+  await expect(page.getByLabel(/^Model(?!s)/)).toBeVisible();
+  await expect(page.getByLabel('Models', { exact: true })).toBeVisible();
   await expect(page.getByLabel('Stream response')).toBeVisible();
   await expect(page.getByLabel('Message')).toBeVisible();
   await expect(page.getByTestId('clear-button')).toHaveAccessibleName('New chat');
