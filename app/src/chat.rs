@@ -239,28 +239,12 @@ fn ChatColumn(
             <h1>"llm-chat"</h1>
             <ModelPicker models current=model on_pick=pick />
             <StreamToggle session />
-            <button
-                type="button"
-                class="icon-button"
-                data-testid="settings-button"
-                aria-label="Conversation settings"
-                title="Conversation settings"
-                aria-expanded=move || if settings_open.get() { "true" } else { "false" }
-                on:click=move |_| settings_open.update(|open| *open = !*open)
-            >
+            <PanelToggle open=settings_open label="Conversation settings" test_id="settings-button">
                 <SlidersIcon />
-            </button>
-            <button
-                type="button"
-                class="icon-button"
-                data-testid="models-button"
-                aria-label="Models"
-                title="Models"
-                aria-expanded=move || if models_open.get() { "true" } else { "false" }
-                on:click=move |_| models_open.update(|open| *open = !*open)
-            >
+            </PanelToggle>
+            <PanelToggle open=models_open label="Models" test_id="models-button">
                 <BoxesIcon />
-            </button>
+            </PanelToggle>
             <NewChatButton session />
         </header>
         <Show when=move || settings_open.get()>
@@ -274,6 +258,29 @@ fn ChatColumn(
         <MessageList session model input />
         <EditingNote session input />
         <Composer input answering can_send on_send=send on_stop=stop />
+    }
+}
+
+/// A toolbar button that opens and closes a panel under the toolbar.
+#[component]
+fn PanelToggle(
+    open: RwSignal<bool>,
+    label: &'static str,
+    test_id: &'static str,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <button
+            type="button"
+            class="icon-button"
+            data-testid=test_id
+            aria-label=label
+            title=label
+            aria-expanded=move || if open.get() { "true" } else { "false" }
+            on:click=move |_| open.update(|open| *open = !*open)
+        >
+            {children()}
+        </button>
     }
 }
 

@@ -743,13 +743,13 @@ async fn start_pool(args: &Args, root: &Path, fake: &Service) -> Result<Service,
 }
 
 async fn start_litellm_router(args: &Args, work: &Path, fake: &Service) -> Result<Service, String> {
-    let router = processes::litellm_router(&args.venv, &fake.url, MODEL, work, 3)?;
+    let router = processes::litellm(&args.venv, &fake.url, MODEL, work, 3)?;
     wait_ready(&router, "/health/liveliness", Duration::from_secs(120)).await?;
     Ok(router)
 }
 
 async fn start_litellm(args: &Args, work: &Path, fake: &Service) -> Result<Service, String> {
-    let litellm = processes::litellm(&args.venv, &fake.url, MODEL, work)?;
+    let litellm = processes::litellm(&args.venv, &fake.url, MODEL, work, 1)?;
     wait_ready(&litellm, "/health/liveliness", Duration::from_secs(120)).await?;
     Ok(litellm)
 }

@@ -248,24 +248,9 @@ impl Service {
 pub const LITELLM_KEY: &str = "sk-llm-chat-benchmark-0123456789abcdef";
 
 /// LiteLLM proxy, one worker, no callbacks, no database, in front of the
-/// fake as an `ollama_chat` model.
-pub fn litellm(venv: &Path, ollama_url: &str, model: &str, work: &Path) -> Result<Service, String> {
-    litellm_over(venv, ollama_url, model, work, 1)
-}
-
-/// LiteLLM's router: one model served by `deployments` deployments of the
-/// same upstream, which it spreads requests over (its default strategy).
-pub fn litellm_router(
-    venv: &Path,
-    ollama_url: &str,
-    model: &str,
-    work: &Path,
-    deployments: usize,
-) -> Result<Service, String> {
-    litellm_over(venv, ollama_url, model, work, deployments)
-}
-
-fn litellm_over(
+/// fake as an `ollama_chat` model; with several `deployments`, its router
+/// over that many deployments of the same upstream (its default strategy).
+pub fn litellm(
     venv: &Path,
     ollama_url: &str,
     model: &str,
