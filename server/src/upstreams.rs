@@ -191,15 +191,20 @@ fn parse_file(
     path: &Path,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<UpstreamSpec>, UpstreamsError> {
-    let file: File = toml::from_str(text).map_err(|error| UpstreamsError::Syntax {
-        path: path.to_path_buf(),
-        error: error.to_string().trim_end().to_string(),
-    })?;
     let invalid = |at: usize, reason: String| UpstreamsError::Invalid {
         path: path.to_path_buf(),
         line: text[..at.min(text.len())].matches('\n').count() + 1,
         reason,
     };
+    // toml's own Display quotes the offending line, which may hold an
+    // `api_key`: the message names the line and the reason only, as ours do.
+    let file: File = toml::from_str(text).map_err(|error| match error.span() {
+        Some(span) => invalid(span.start, error.message().to_string()),
+        None => UpstreamsError::Syntax {
+            path: path.to_path_buf(),
+            error: error.message().to_string(),
+        },
+    })?;
     let mut names = HashSet::new();
     let mut specs = Vec::with_capacity(file.upstream.len());
     for entry in file.upstream {
@@ -405,6 +410,13 @@ models = { fast = "llama3.2:1b", "qwen2.5:7b" = "qwen2.5:7b" }
         assert!(typo.contains("line 5") && typo.contains("wieght"), "{typo}");
         let kind = message("[[upstream]]\nname = \"a\"\nkind = \"vllm\"\nurl = \"http://a\"\n");
         assert!(kind.contains("line 3") && kind.contains("vllm"), "{kind}");
+        let broken = message(
+            "[[upstream]]\nname = \"a\"\nkind = \"openai\"\nurl = \"http://a\"\napi_key = \"sk-secret\n",
+        );
+        assert!(
+            broken.starts_with("llm-chat.toml, line 5: ") && !broken.contains("sk-secret"),
+            "a syntax error names the line, never quotes it: {broken}"
+        );
     }
 
     #[test]
