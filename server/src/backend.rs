@@ -105,6 +105,13 @@ pub trait Backend: Send + Sync + 'static {
         })))
     }
 
+    /// Whether a model of this name may be fetched onto it (pull, create):
+    /// an upstream with an allow-list takes only the models on it.
+    fn accepts_model(&self, name: &str) -> bool {
+        let _ = name;
+        true
+    }
+
     /// Answers this backend is producing right now.
     fn active_sequences(&self) -> usize {
         0

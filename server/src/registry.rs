@@ -423,15 +423,28 @@ impl Registry {
         model: &str,
     ) -> Result<Arc<dyn Backend>, BackendError> {
         if matches!(call, Manage::Pull | Manage::Create) {
-            return self
+            let mut ollamas = self
                 .backends()
-                .find(|backend| backend.kind() == BackendKind::Ollama)
-                .cloned()
-                .ok_or_else(|| BackendError::Rejected {
+                .filter(|backend| backend.kind() == BackendKind::Ollama)
+                .peekable();
+            if ollamas.peek().is_none() {
+                return Err(BackendError::Rejected {
                     status: 400,
                     message: format!(
                         "no Ollama server is configured to {} models (set OLLAMA_URL); \
                          embedded models are the .gguf files in the models directory",
+                        call.verb()
+                    ),
+                });
+            }
+            return ollamas
+                .find(|backend| backend.accepts_model(model))
+                .cloned()
+                .ok_or_else(|| BackendError::Rejected {
+                    status: 400,
+                    message: format!(
+                        "no Ollama upstream is configured to serve \"{model}\" (each has a \
+                         models list without it); add it to one to {} it",
                         call.verb()
                     ),
                 });

@@ -34,6 +34,45 @@ impl Scoped {
             })
     }
 
+    /// A management call's body with the model it concerns under the
+    /// upstream's name. A model off the allow-list is not served here, so
+    /// it is not managed here either: the upstream's other models stay out
+    /// of clients' reach, and a pull that would never be listed is refused.
+    fn renamed_body(&self, call: Manage, body: &[u8]) -> Result<Bytes, BackendError> {
+        let mut value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|error| BackendError::Rejected {
+                status: 400,
+                message: format!("invalid JSON body: {error}"),
+            })?;
+        let fields: &[&str] = match call {
+            Manage::Copy => &["source"],
+            _ => &["model", "name"],
+        };
+        for field in fields {
+            let Some(serde_json::Value::String(asked)) = value.get_mut(*field) else {
+                continue;
+            };
+            *asked = match self.upstream_name(asked) {
+                Ok(upstream) => upstream,
+                Err(_) if matches!(call, Manage::Pull | Manage::Create) => {
+                    return Err(BackendError::Rejected {
+                        status: 400,
+                        message: format!(
+                            "\"{asked}\" is not among the models the {} upstream is configured \
+                             to serve; add it to its models list to {} it",
+                            self.name(),
+                            call.verb()
+                        ),
+                    });
+                }
+                Err(not_served) => return Err(not_served),
+            };
+        }
+        Ok(Bytes::from(
+            serde_json::to_vec(&value).expect("a JSON value serialises"),
+        ))
+    }
+
     /// One entry per client name of each allowed model the upstream has.
     fn renamed<T: Clone>(
         &self,
@@ -105,7 +144,14 @@ impl Backend for Scoped {
     }
 
     fn manage(&self, call: Manage, body: Bytes) -> BoxFuture<'_, Result<Forwarded, BackendError>> {
-        self.inner.manage(call, body)
+        Box::pin(async move {
+            let body = self.renamed_body(call, &body)?;
+            self.inner.manage(call, body).await
+        })
+    }
+
+    fn accepts_model(&self, name: &str) -> bool {
+        self.models.upstream_name(name).is_some()
     }
 
     fn active_sequences(&self) -> usize {

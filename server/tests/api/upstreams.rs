@@ -269,6 +269,76 @@ async fn aliases_reach_the_upstream_under_its_own_name_and_nothing_else_is_serve
 }
 
 #[tokio::test]
+async fn models_are_managed_under_the_upstream_s_own_names_and_only_those_allowed() {
+    let upstream = fake(Behavior::default()).await;
+    let app = spawn_with_file(&format!(
+        "[[upstream]]\nname = \"gpu\"\nkind = \"ollama\"\nurl = \"{}\"\n\
+         models = {{ fast = \"qwen2.5:0.5b\", smol = \"smollm2:135m\" }}\n",
+        upstream.url()
+    ))
+    .await;
+
+    let response = app
+        .post_json("/api/v1/models/pull", json!({"model": "smol"}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let frames = parse_frames(&response.text().await.unwrap());
+    assert_eq!(
+        frames.last().and_then(|frame| frame.event.as_deref()),
+        Some("done")
+    );
+    assert_eq!(requests(&upstream, "/api/pull")[0]["model"], "smollm2:135m");
+
+    let response = app
+        .post_json("/api/v1/models/pull", json!({"model": "llama3.2:1b"}))
+        .await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no Ollama upstream is configured to serve \"llama3.2:1b\""),
+        "{body}"
+    );
+    let response = app
+        .post_json(
+            "/api/v1/models/pull",
+            json!({"model": "llama3.2:1b", "upstream": "gpu"}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        requests(&upstream, "/api/pull").len(),
+        1,
+        "refused pulls reach nobody"
+    );
+
+    let response = app
+        .client
+        .delete(app.url("/api/v1/models/fast"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(
+        requests(&upstream, "/api/delete")[0]["model"],
+        "qwen2.5:0.5b"
+    );
+
+    // The upstream's other models are out of reach, as they are unlisted.
+    let response = app
+        .client
+        .delete(app.url("/api/delete"))
+        .json(&json!({"model": "llama3.2:latest"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(requests(&upstream, "/api/delete").len(), 1);
+}
+
+#[tokio::test]
 async fn a_bad_config_file_stops_the_start_with_its_line_and_reason() {
     let database = TempDir::new();
     let file = database.0.join("llm-chat.toml");
