@@ -18,7 +18,7 @@ use app::api::{BackendInfo, ModelInfo, ModelList};
 use arc_swap::ArcSwap;
 use futures_util::future::join_all;
 
-pub use self::member::{Load, Member, State};
+pub use self::member::{Lease, Load, Member, State};
 use crate::backend::{
     Backend, BackendError, BackendKind, LoadedModel, Manage, ModelCard, TokenStream,
 };
@@ -50,7 +50,7 @@ impl Default for Failover {
 /// All backends, in order of preference: the first that lists a model is
 /// its first choice when loads are equal.
 pub struct Registry {
-    members: Vec<Member>,
+    members: Vec<Arc<Member>>,
     failover: Failover,
     /// Model name → members serving it, as of the last listing.
     routes: ArcSwap<HashMap<String, Vec<usize>>>,
@@ -82,7 +82,7 @@ impl Registry {
         Self {
             reachable: members.iter().map(|_| AtomicBool::new(true)).collect(),
             failed_listings: Mutex::new(vec![None; members.len()]),
-            members,
+            members: members.into_iter().map(Arc::new).collect(),
             failover: Failover {
                 attempts: failover.attempts.max(1),
                 ..failover
@@ -92,7 +92,7 @@ impl Registry {
         }
     }
 
-    pub fn members(&self) -> &[Member] {
+    pub fn members(&self) -> &[Arc<Member>] {
         &self.members
     }
 
@@ -215,20 +215,14 @@ impl Registry {
             tried.push(index);
             let more_to_try = tried.len() < attempts;
             let error = match member.backend.infer(request.clone()).await {
-                Ok(stream) if !more_to_try => {
-                    self.record(member, Ok(()));
-                    return Ok(stream.holding(lease));
-                }
+                Ok(stream) if !more_to_try => return Ok(under_way(member, stream, lease)),
                 Ok(mut stream) => match self.first_event(&mut stream).await {
-                    Ok(()) => {
-                        self.record(member, Ok(()));
-                        return Ok(stream.holding(lease));
-                    }
+                    Ok(()) => return Ok(under_way(member, stream, lease)),
                     Err(error) => error,
                 },
                 Err(error) => error,
             };
-            self.record(member, Err(&error));
+            record(member, Err(&error));
             if !(more_to_try && error.retryable_before_first_token()) {
                 return Err(error);
             }
@@ -262,25 +256,6 @@ impl Registry {
         match peeked {
             Some(Err(error)) => Err(error.clone()),
             _ => Ok(()),
-        }
-    }
-
-    fn record(&self, member: &Member, outcome: Result<(), &BackendError>) {
-        if member.record(outcome) {
-            match member.state() {
-                State::Healthy | State::Down => {
-                    tracing::info!(
-                        backend = member.name(),
-                        state = member.state().as_str(),
-                        "backend answers again"
-                    );
-                }
-                State::CoolingDown => tracing::warn!(
-                    backend = member.name(),
-                    error = %outcome.err().map(ToString::to_string).unwrap_or_default(),
-                    "backend failed; cooling down while others serve its models"
-                ),
-            }
         }
     }
 
@@ -474,6 +449,44 @@ impl Registry {
                 );
             }
         }
+    }
+}
+
+/// An answer started on `member`: it counts in flight until it ends, and
+/// how it ends is the member's record (a break mid-answer is a failure
+/// like one before it; a client leaving is nobody's).
+fn under_way(member: &Arc<Member>, stream: TokenStream, lease: Lease) -> TokenStream {
+    if member.started() {
+        log_change(member, None);
+    }
+    let member = member.clone();
+    stream.on_end(move |outcome| {
+        drop(lease);
+        record(&member, outcome);
+    })
+}
+
+fn record(member: &Member, outcome: Result<(), &BackendError>) {
+    if member.record(outcome) {
+        log_change(member, outcome.err());
+    }
+}
+
+/// Logs a member's new state, once per change.
+fn log_change(member: &Member, error: Option<&BackendError>) {
+    match member.state() {
+        State::Healthy | State::Down => {
+            tracing::info!(
+                backend = member.name(),
+                state = member.state().as_str(),
+                "backend answers again"
+            );
+        }
+        State::CoolingDown => tracing::warn!(
+            backend = member.name(),
+            error = %error.map(ToString::to_string).unwrap_or_default(),
+            "backend failed; cooling down while others serve its models"
+        ),
     }
 }
 

@@ -46,6 +46,7 @@ pub struct Completion {
 }
 
 type Events = Pin<Box<dyn Stream<Item = Result<StreamEvent, BackendError>> + Send>>;
+type OnEnd = Box<dyn FnOnce(Result<(), &BackendError>) + Send>;
 
 /// A backend's answer. Whatever the backend does, it yields reasoning, then
 /// tokens, then exactly one final item (`Done` or an error), then ends; an
@@ -64,9 +65,12 @@ pub struct TokenStream {
     /// Events already read and not yet given out (while the answer's
     /// opening is read for tags, after a peek, and at its end).
     pending: VecDeque<Result<StreamEvent, BackendError>>,
-    /// What lives as long as the answer does (the router's count of
-    /// answers in flight on its backend): released with the backend's stream.
-    held: Option<Box<dyn Send>>,
+    /// What the answer's end is told (the router's count of answers in
+    /// flight on its backend, and its record of how they end): called with
+    /// how it ended when the backend's stream is released, or only dropped
+    /// if the answer is dropped first (a client that left is nobody's
+    /// failure).
+    on_end: Option<OnEnd>,
 }
 
 impl TokenStream {
@@ -80,7 +84,7 @@ impl TokenStream {
             think_tags: ThinkTags::default(),
             answered: false,
             pending: VecDeque::new(),
-            held: None,
+            on_end: None,
         }
     }
 
@@ -89,9 +93,11 @@ impl TokenStream {
         &self.backend
     }
 
-    /// Keeps `guard` alive until the answer ends (or is dropped).
-    pub fn holding(mut self, guard: impl Send + 'static) -> Self {
-        self.held = Some(Box::new(guard));
+    /// Calls `end` with how the answer ended (`Ok` for `Done`) as it ends;
+    /// an answer dropped before its end drops `end` uncalled. What `end`
+    /// holds lives as long as the answer does.
+    pub fn on_end(mut self, end: impl FnOnce(Result<(), &BackendError>) + Send + 'static) -> Self {
+        self.on_end = Some(Box::new(end));
         self
     }
 
@@ -147,7 +153,9 @@ impl Stream for TokenStream {
             }
             // The end: release the backend's stream (its connection, its slot) now.
             this.events = None;
-            this.held = None;
+            if let Some(end) = this.on_end.take() {
+                end(event.as_ref().map(|_| ()));
+            }
             let pending = &mut this.pending;
             this.think_tags
                 .finish(&mut |event| pending.push_back(Ok(event)));

@@ -164,10 +164,22 @@ impl Member {
         }
     }
 
-    /// Notes how an attempt went. A failure of the upstream itself (not of
-    /// the request, and not "busy", which is load) starts or lengthens a
-    /// cool-down; a success ends it. Returns whether the state changed, so
-    /// the change is logged once.
+    /// Notes an answer under way: the member answers, so a cool-down or a
+    /// failed probe's "down" ends. The count of consecutive failures stands
+    /// until an answer finishes, so one that keeps breaking mid-answer cools
+    /// down for longer each time. Returns whether the state changed.
+    pub fn started(&self) -> bool {
+        let before = self.state();
+        self.cooling_until_ms.store(0, Ordering::Relaxed);
+        self.probe_ok.store(true, Ordering::Relaxed);
+        before != self.state()
+    }
+
+    /// Notes how an answer ended, or why it could not start. A failure of
+    /// the upstream itself (not of the request, and not "busy", which is
+    /// load) starts or lengthens a cool-down; a finished answer ends it and
+    /// the count of failures. Returns whether the state changed, so the
+    /// change is logged once.
     pub fn record(&self, outcome: Result<(), &BackendError>) -> bool {
         let before = self.state();
         match outcome {
@@ -312,6 +324,31 @@ mod tests {
         member.record(Err(&refused()));
         let third = member.cooling_until_ms.load(Ordering::Relaxed);
         assert!(third >= before + 4000, "{before} then {third}");
+    }
+
+    #[test]
+    fn an_upstream_that_breaks_mid_answer_cools_down_longer_each_time() {
+        let member = member();
+        let broke = BackendError::EndedEarly {
+            backend: "m".into(),
+        };
+        assert!(!member.started());
+        assert!(member.record(Err(&broke)));
+        let first = member.cooling_until_ms.load(Ordering::Relaxed) - member.now_ms();
+        assert!(member.started(), "an answer under way ends the cool-down");
+        assert_eq!(member.state(), State::Healthy);
+        member.record(Err(&broke));
+        let second = member.cooling_until_ms.load(Ordering::Relaxed) - member.now_ms();
+        assert!(second > first + 500, "{first} ms then {second} ms");
+        assert!(member.started());
+        assert!(!member.record(Ok(())));
+        member.record(Err(&broke));
+        let after_a_whole_answer =
+            member.cooling_until_ms.load(Ordering::Relaxed) - member.now_ms();
+        assert!(
+            after_a_whole_answer <= first + 50,
+            "{after_a_whole_answer} ms"
+        );
     }
 
     #[test]

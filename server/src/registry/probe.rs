@@ -37,8 +37,12 @@ impl Registry {
     /// Each backend's health, checked concurrently (and noted, as a
     /// periodic probe is), with its name.
     pub async fn health(&self) -> Vec<(&str, BackendHealth)> {
-        let checks = join_all(self.members.iter().map(probe)).await;
-        self.members.iter().map(Member::name).zip(checks).collect()
+        let checks = join_all(self.members.iter().map(|member| probe(member))).await;
+        self.members
+            .iter()
+            .map(|member| member.name())
+            .zip(checks)
+            .collect()
     }
 }
 

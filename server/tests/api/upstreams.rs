@@ -2,6 +2,8 @@
 //! fake speaking OpenAI's dialect), Ollama lists, the config file with keys,
 //! aliases and weights, routing, and failover before the first token only.
 
+use std::time::Duration;
+
 use fake_ollama::{Behavior, FakeOllama};
 use llm_chat::Application;
 use serde_json::{Value, json};
@@ -188,24 +190,40 @@ async fn an_error_before_any_text_moves_to_the_next_upstream_and_the_client_sees
 }
 
 #[tokio::test]
-async fn a_failure_after_the_first_token_is_never_retried() {
+async fn a_failure_after_the_first_token_is_never_retried_and_cools_the_upstream_down() {
     let failing = fake(Behavior {
         fail_after: Some(3),
         ..Behavior::default()
     })
     .await;
     let other = fake(Behavior::default()).await;
-    let app = spawn_with_file(&format!(
-        "[[upstream]]\nname = \"a\"\nkind = \"ollama\"\nurl = \"{}\"\nweight = 10\n\n\
+    let app = spawn_with_upstreams(
+        &format!(
+            "[[upstream]]\nname = \"a\"\nkind = \"ollama\"\nurl = \"{}\"\nweight = 10\n\n\
          [[upstream]]\nname = \"b\"\nkind = \"ollama\"\nurl = \"{}\"\n",
-        failing.url(),
-        other.url()
-    ))
+            failing.url(),
+            other.url()
+        ),
+        |config| config.probe_interval = Duration::from_secs(3600),
+    )
     .await;
     let (text, end) = streamed(&app, "llama3.2:latest").await;
     assert_eq!(text, "The quick brown");
     assert_eq!(end.as_deref(), Some("error"));
     assert!(requests(&other, "/api/chat").is_empty());
+    // The break is the upstream's failure: it cools down (until a probe,
+    // far off here, finds it answering), and the next answers go to the
+    // other despite its weight.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("llm_chat_backend_state{backend=\"a\",state=\"cooling_down\"} 1\n"),
+        "{metrics}"
+    );
+    let (text, end) = streamed(&app, "llama3.2:latest").await;
+    assert_eq!(text, "The quick brown fox jumps over the lazy");
+    assert_eq!(end.as_deref(), Some("done"));
+    assert_eq!(requests(&other, "/api/chat").len(), 1);
+    assert_eq!(requests(&failing, "/api/chat").len(), 1);
 }
 
 #[tokio::test]
