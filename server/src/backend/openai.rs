@@ -6,7 +6,7 @@
 //! types are in [`wire`].
 //!
 //! The URL is the API's base as its users write it (`http://host:8000/v1`);
-//! health is the server's `/health` beside it where there is one (vLLM,
+//! health is the server's `/health` beside its `/v1` where there is one (vLLM,
 //! llama.cpp server, SGLang), else the model list.
 
 mod wire;
@@ -35,7 +35,7 @@ pub struct OpenAiBackend {
     chat: Url,
     completions: Url,
     embeddings: Url,
-    /// `/health` at the server's root, beside the API's path.
+    /// `health` beside the API's `/v1` ([`health_url`]).
     health: Url,
 }
 
@@ -52,10 +52,7 @@ impl OpenAiBackend {
             headers.insert(AUTHORIZATION, value);
         }
         let upstream = HttpUpstream::new(settings, headers)?;
-        let health = upstream
-            .base
-            .join("/health")
-            .expect("an absolute path joins any base");
+        let health = health_url(&upstream.base);
         Ok(Self {
             models: upstream.join("models"),
             chat: upstream.join("chat/completions"),
@@ -228,6 +225,19 @@ impl Backend for OpenAiBackend {
     }
 }
 
+/// Where the server's `/health` is: beside the API's `/v1` (vLLM's and
+/// llama.cpp server's `http://host:8000/health` for `http://host:8000/v1`),
+/// under the same prefix for an API mounted below one, so a probe never
+/// asks whatever else answers at the host's root.
+fn health_url(base: &Url) -> Url {
+    let path = base.path().trim_end_matches('/');
+    let prefix = path.strip_suffix("/v1").unwrap_or(path);
+    let mut url = base.clone();
+    url.set_path(&format!("{prefix}/health"));
+    url.set_query(None);
+    url
+}
+
 fn nanos(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
@@ -339,5 +349,26 @@ fn decode(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_is_read_beside_the_api_never_at_an_unrelated_root() {
+        let health = |base: &str| health_url(&Url::parse(base).unwrap()).to_string();
+        assert_eq!(health("http://vllm:8000/v1"), "http://vllm:8000/health");
+        assert_eq!(health("http://vllm:8000/v1/"), "http://vllm:8000/health");
+        assert_eq!(health("http://llama:8080/"), "http://llama:8080/health");
+        assert_eq!(
+            health("https://gateway.example/openai/v1/"),
+            "https://gateway.example/openai/health"
+        );
+        assert_eq!(
+            health("https://gateway.example/team-a?x=1"),
+            "https://gateway.example/team-a/health"
+        );
     }
 }
