@@ -98,8 +98,8 @@ pub struct Forwarded {
 
 impl Forwarded {
     /// For a caller that speaks its own dialect rather than passing the
-    /// answer on: a non-2xx answer as the error it is (the upstream's own
-    /// message kept), or the answer itself.
+    /// answer on: a non-2xx answer as the error it is (mapped as every
+    /// upstream answer is), or the answer itself.
     pub async fn into_success(self, backend: &str) -> Result<Self, BackendError> {
         if (200..300).contains(&self.status) {
             return Ok(self);
@@ -113,21 +113,6 @@ impl Forwarded {
                 _ => break,
             }
         }
-        let message = super::http::error_message(&body);
-        let plain = || format!("{backend} answered {}", self.status);
-        Err(match self.status {
-            404 => BackendError::ModelNotFound {
-                message: message.unwrap_or_else(plain),
-            },
-            status @ 400..=499 => BackendError::Rejected {
-                status,
-                message: message.unwrap_or_else(plain),
-            },
-            status => BackendError::Status {
-                backend: backend.into(),
-                status,
-                message,
-            },
-        })
+        Err(super::http::status_error(backend, self.status, &body))
     }
 }

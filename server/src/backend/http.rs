@@ -136,55 +136,15 @@ impl HttpUpstream {
         }
     }
 
-    /// Turns a non-2xx answer into an error. The server's own message (in
-    /// any of the JSON shapes below) is kept for the client; any other body
-    /// is not repeated (a proxy's HTML page may say things about the
-    /// network).
+    /// Turns a non-2xx answer into an error ([`status_error`]).
     pub async fn refusal(&self, response: reqwest::Response) -> BackendError {
-        let status = response.status();
+        let status = response.status().as_u16();
         let body = tokio::time::timeout(self.timeout, response.bytes())
             .await
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default();
-        let message = error_message(&body);
-        if message.is_none() && !body.is_empty() {
-            tracing::debug!(
-                backend = %self.name,
-                status = status.as_u16(),
-                body = %String::from_utf8_lossy(&body[..body.len().min(200)]),
-                "error answer without a JSON message"
-            );
-        }
-        let plain = || status.canonical_reason().unwrap_or("error").to_lowercase();
-        match status.as_u16() {
-            404 => BackendError::ModelNotFound {
-                message: message.unwrap_or_else(plain),
-            },
-            // Our key, not the client's: a fault of this server's setup
-            // (a 502), which the client cannot fix by asking again.
-            // The upstream's own words are left out: OpenAI's repeat part
-            // of the key ("Incorrect API key provided: sk-ab***yz").
-            401 | 403 => BackendError::Status {
-                backend: self.name.clone(),
-                status: status.as_u16(),
-                message: Some("llm-chat's API key was refused".into()),
-            },
-            429 | 503 => BackendError::Busy {
-                backend: self.name.clone(),
-                message: message
-                    .unwrap_or_else(|| format!("{} is busy; try again shortly", self.name)),
-            },
-            code @ 400..=499 => BackendError::Rejected {
-                status: code,
-                message: message.unwrap_or_else(plain),
-            },
-            code => BackendError::Status {
-                backend: self.name.clone(),
-                status: code,
-                message,
-            },
-        }
+        status_error(&self.name, status, &body)
     }
 
     /// Reads a JSON answer within the timeout.
@@ -229,6 +189,57 @@ pub struct OpenStream(Arc<AtomicUsize>);
 impl Drop for OpenStream {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An upstream's non-2xx answer as the error it is, the one mapping for
+/// answers llm-chat reads and management calls it passes on. The server's
+/// own message (in any of [`error_message`]'s JSON shapes) is kept for the
+/// client; any other body is not repeated (a proxy's HTML page may say
+/// things about the network).
+pub fn status_error(backend: &str, status: u16, body: &[u8]) -> BackendError {
+    let message = error_message(body);
+    if message.is_none() && !body.is_empty() {
+        tracing::debug!(
+            backend,
+            status,
+            body = %String::from_utf8_lossy(&body[..body.len().min(200)]),
+            "error answer without a JSON message"
+        );
+    }
+    let plain = || {
+        reqwest::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|code| code.canonical_reason())
+            .unwrap_or("error")
+            .to_lowercase()
+    };
+    match status {
+        404 => BackendError::ModelNotFound {
+            message: message.unwrap_or_else(plain),
+        },
+        // Our key, not the client's: a fault of this server's setup
+        // (a 502), which the client cannot fix by asking again.
+        // The upstream's own words are left out: OpenAI's repeat part
+        // of the key ("Incorrect API key provided: sk-ab***yz").
+        401 | 403 => BackendError::Status {
+            backend: backend.into(),
+            status,
+            message: Some("llm-chat's API key was refused".into()),
+        },
+        429 | 503 => BackendError::Busy {
+            backend: backend.into(),
+            message: message.unwrap_or_else(|| format!("{backend} is busy; try again shortly")),
+        },
+        400..=499 => BackendError::Rejected {
+            status,
+            message: message.unwrap_or_else(plain),
+        },
+        _ => BackendError::Status {
+            backend: backend.into(),
+            status,
+            message,
+        },
     }
 }
 
@@ -316,5 +327,42 @@ mod tests {
         );
         assert_eq!(error_message(b"<html>bad gateway</html>"), None);
         assert_eq!(error_message(br#"{"error":"  "}"#), None);
+    }
+
+    #[test]
+    fn each_status_is_the_error_it_means_and_no_key_or_page_is_repeated() {
+        let error = |status, body: &[u8]| status_error("gpu", status, body);
+        assert!(matches!(
+            error(404, br#"{"error":"model 'x' not found"}"#),
+            BackendError::ModelNotFound { message } if message == "model 'x' not found"
+        ));
+        let refused = error(
+            401,
+            br#"{"error":{"message":"Incorrect API key provided: sk-ab***yz"}}"#,
+        );
+        assert!(
+            matches!(&refused, BackendError::Status { status: 401, .. }),
+            "{refused:?}"
+        );
+        assert!(!refused.to_string().contains("sk-"), "{refused}");
+        for status in [429, 503] {
+            assert!(matches!(
+                error(status, b""),
+                BackendError::Busy { message, .. } if message == "gpu is busy; try again shortly"
+            ));
+        }
+        assert!(matches!(
+            error(400, b"<html>no</html>"),
+            BackendError::Rejected { status: 400, message } if message == "bad request"
+        ));
+        let failed = error(500, br#"{"error":"llama runner process has terminated"}"#);
+        assert_eq!(
+            failed.to_string(),
+            "gpu answered 500: llama runner process has terminated"
+        );
+        assert_eq!(
+            error(502, b"<html>10.0.0.7</html>").to_string(),
+            "gpu answered 502"
+        );
     }
 }
