@@ -44,7 +44,9 @@ pub async fn run_concurrent(
         clients.spawn(async move {
             tokio::time::sleep(offset).await;
             let mut records = Vec::with_capacity(rounds);
+            let mut phase = PhaseJitter::seeded(index as u64);
             for _ in 0..rounds {
+                phase.wait().await;
                 records.push(target.measure(&client, &prompt).await);
             }
             records.remove(0);
@@ -53,6 +55,31 @@ pub async fn run_concurrent(
     }
     let records: Vec<StreamRecord> = clients.join_all().await.into_iter().flatten().collect();
     Summary::of(&records, started.elapsed())
+}
+
+/// A pause of a uniformly random part of a millisecond before each stream.
+/// The upstream paces tokens with a millisecond timer: a client that starts
+/// its next stream the moment the last one ended starts it at a fixed phase
+/// of that timer, set by the path's own latency, so a path a few
+/// microseconds slower can read as a whole millisecond slower (or faster).
+/// A random phase makes the timer's rounding the same for every path.
+/// tokio's timers tick in milliseconds, so the pause is a blocking sleep on
+/// the blocking pool.
+struct PhaseJitter(u64);
+
+impl PhaseJitter {
+    fn seeded(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    async fn wait(&mut self) {
+        // xorshift64: plenty for spreading phases, and no dependency.
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        let pause = Duration::from_micros(self.0 % 1000);
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(pause)).await;
+    }
 }
 
 /// Opens `concurrency` streams at the same instant and reads them all to

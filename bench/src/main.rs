@@ -1078,7 +1078,8 @@ fn describe(results: &mut Results, plan: &Plan, args: &Args) {
             "TTFT runs".into(),
             format!(
                 "{} tokens per stream, {} ms apart; at each of {:?} concurrent streams, that many clients each run {} streams back to back \
-                 (the first, warming the connection pools, not counted), their starts spread over one stream's duration",
+                 (the first, warming the connection pools, not counted), their starts spread over one stream's duration \
+                 and each stream after a random pause under 1 ms (so no path starts its streams at a fixed phase of the upstream's millisecond timer)",
                 plan.tokens,
                 plan.token_delay_ms,
                 plan.concurrencies,
