@@ -6,6 +6,7 @@
 //! a snapshot swapped whole after each listing: the request path reads it
 //! without a lock.
 
+mod failover;
 mod member;
 mod probe;
 
@@ -18,6 +19,7 @@ use app::api::{BackendInfo, ModelInfo, ModelList};
 use arc_swap::ArcSwap;
 use futures_util::future::join_all;
 
+use self::failover::Attempts;
 pub use self::member::{Lease, Load, Member, State};
 use crate::backend::{
     Backend, BackendError, BackendKind, LoadedModel, Manage, ModelCard, TokenStream,
@@ -186,77 +188,15 @@ impl Registry {
     /// model. Until the first token, a failure that another backend could
     /// avoid (unreachable, a timeout, a 5xx, busy, an error before any
     /// text, or no first token within the deadline) moves the request to
-    /// the next one, within [`Failover::attempts`]; after it, nothing is
-    /// retried (that would repeat text). A client that leaves drops this
-    /// future, and with it every further try.
-    pub async fn infer(&self, request: InferenceRequest) -> Result<TokenStream, BackendError> {
+    /// the next one, within [`Failover::attempts`] ([`failover`]); after
+    /// it, nothing is retried (that would repeat text). A client that
+    /// leaves drops the answer, and with it every further try.
+    pub async fn infer(
+        self: &Arc<Self>,
+        request: InferenceRequest,
+    ) -> Result<TokenStream, BackendError> {
         let candidates = self.candidates(&request.model).await?;
-        let attempts = self.failover.attempts.min(candidates.len());
-        let mut tried: Vec<usize> = Vec::with_capacity(attempts);
-        let mut last_error = None;
-        let mut raced = 0;
-        while tried.len() < attempts {
-            let index = match self.pick(&candidates, &tried, &request.model) {
-                Ok(index) => index,
-                Err(busy) => return Err(last_error.unwrap_or(busy)),
-            };
-            let member = &self.members[index];
-            // The pick saw a free place; another request may have taken it
-            // since. Then pick again: the limit is never exceeded.
-            let Some(lease) = member.try_lease() else {
-                raced += 1;
-                if raced > RACES_BEFORE_BUSY {
-                    return Err(
-                        last_error.unwrap_or_else(|| self.busy(&candidates, &request.model))
-                    );
-                }
-                continue;
-            };
-            tried.push(index);
-            let more_to_try = tried.len() < attempts;
-            let error = match member.backend.infer(request.clone()).await {
-                Ok(stream) if !more_to_try => return Ok(under_way(member, stream, lease)),
-                Ok(mut stream) => match self.first_event(&mut stream).await {
-                    Ok(()) => return Ok(under_way(member, stream, lease)),
-                    Err(error) => error,
-                },
-                Err(error) => error,
-            };
-            record(member, Err(&error));
-            if !(more_to_try && error.retryable_before_first_token()) {
-                return Err(error);
-            }
-            tracing::info!(
-                backend = member.name(),
-                model = %request.model,
-                %error,
-                "moving the request to the next backend serving the model"
-            );
-            last_error = Some(error);
-        }
-        Err(last_error.expect("at least one attempt is made"))
-    }
-
-    /// Waits for the answer's first event. An error there, or none within
-    /// the first-token deadline, is the backend's failure; anything else
-    /// means the answer is under way (and the event waits in the stream).
-    async fn first_event(&self, stream: &mut TokenStream) -> Result<(), BackendError> {
-        let peeked = match self.failover.first_token {
-            Some(deadline) => match tokio::time::timeout(deadline, stream.peek()).await {
-                Ok(peeked) => peeked,
-                Err(_) => {
-                    return Err(BackendError::Timeout {
-                        backend: stream.backend().clone(),
-                        after: deadline,
-                    });
-                }
-            },
-            None => stream.peek().await,
-        };
-        match peeked {
-            Some(Err(error)) => Err(error.clone()),
-            _ => Ok(()),
-        }
+        failover::start(Attempts::new(self.clone(), request, candidates)).await
     }
 
     /// The member to try next: among those not tried yet, healthy ones
@@ -518,6 +458,8 @@ mod tests {
         FailFirst(BackendError),
         /// Headers, then silence.
         Silent,
+        /// Headers, then the token a second later.
+        Late,
     }
 
     fn listed(name: &'static str, models: &[&'static str], answer: Answer) -> Listed {
@@ -570,6 +512,16 @@ mod tests {
                         futures_util::stream::iter([Err(error)]),
                     )),
                     Answer::Silent => Ok(TokenStream::new(name, futures_util::stream::pending())),
+                    Answer::Late => Ok(TokenStream::new(
+                        name.clone(),
+                        futures_util::stream::once(async move {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            Ok(StreamEvent::Token(name.to_string()))
+                        })
+                        .chain(futures_util::stream::iter([Ok(
+                            StreamEvent::Done(Default::default()),
+                        )])),
+                    )),
                 }
             })
         }
@@ -630,7 +582,7 @@ mod tests {
     }
 
     /// Who answered: the first token's text is the backend's name.
-    async fn answered_by(registry: &Registry, model: &str) -> Result<String, BackendError> {
+    async fn answered_by(registry: &Arc<Registry>, model: &str) -> Result<String, BackendError> {
         let mut stream = registry.infer(request(model)).await?;
         match stream.next().await {
             Some(Ok(StreamEvent::Token(name))) => Ok(name),
@@ -671,10 +623,10 @@ mod tests {
 
     #[tokio::test]
     async fn with_every_backend_up_and_none_resolving_names_it_is_not_found() {
-        let registry = Registry::new(vec![
+        let registry = Arc::new(Registry::new(vec![
             Arc::new(listed("embedded", &["gemma3:270m"], Answer::Token)),
             Arc::new(listed("other", &[], Answer::Token)),
-        ]);
+        ]));
         assert_eq!(
             resolved(&registry, "llama3.2:1b").await,
             Err(BackendError::ModelNotFound {
@@ -685,10 +637,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_model_on_several_backends_is_listed_once_with_all_of_them() {
-        let registry = Registry::new(vec![
+        let registry = Arc::new(Registry::new(vec![
             Arc::new(listed("a", &["m", "only-a"], Answer::Token)),
             Arc::new(listed("b", &["m"], Answer::Token)),
-        ]);
+        ]));
         let models = registry.list_models().await.unwrap();
         let names: Vec<(&str, Vec<String>)> = models
             .iter()
@@ -705,10 +657,10 @@ mod tests {
 
     #[tokio::test]
     async fn equal_loads_take_turns_and_a_busier_backend_is_passed_over() {
-        let registry = Registry::new(vec![
+        let registry = Arc::new(Registry::new(vec![
             Arc::new(listed("a", &["m"], Answer::Token)),
             Arc::new(listed("b", &["m"], Answer::Token)),
-        ]);
+        ]));
         registry.list_models().await.unwrap();
         let mut seen = Vec::new();
         for _ in 0..4 {
@@ -730,7 +682,10 @@ mod tests {
     async fn weights_and_limits_shape_the_choice() {
         let heavy = Member::new(Arc::new(listed("heavy", &["m"], Answer::Token)), 3, None);
         let light = Member::new(Arc::new(listed("light", &["m"], Answer::Token)), 1, Some(1));
-        let registry = Registry::with_members(vec![light, heavy], Failover::default());
+        let registry = Arc::new(Registry::with_members(
+            vec![light, heavy],
+            Failover::default(),
+        ));
         registry.list_models().await.unwrap();
         // Weight 3 against 1: with two answers in flight on "heavy" it is
         // still the less loaded (3/3 against 1/1 ties; 2/3 wins).
@@ -741,7 +696,7 @@ mod tests {
         let _light = registry.members()[0].lease();
         assert_eq!(answered_by(&registry, "m").await.unwrap(), "heavy");
         let limited = Member::new(Arc::new(listed("x", &["m"], Answer::Token)), 1, Some(1));
-        let registry = Registry::with_members(vec![limited], Failover::default());
+        let registry = Arc::new(Registry::with_members(vec![limited], Failover::default()));
         let _held = registry.members()[0].lease();
         let Err(error) = registry.infer(request("m")).await else {
             panic!("an answer past the limit")
@@ -752,10 +707,10 @@ mod tests {
     #[tokio::test]
     async fn a_failure_before_the_first_token_moves_to_the_next_backend_once() {
         let failing = Arc::new(listed("a", &["m"], Answer::Refuse(down("a"))));
-        let registry = Registry::new(vec![
+        let registry = Arc::new(Registry::new(vec![
             failing.clone(),
             Arc::new(listed("b", &["m"], Answer::Token)),
-        ]);
+        ]));
         registry.list_models().await.unwrap();
         assert_eq!(answered_by(&registry, "m").await.unwrap(), "b");
         assert_eq!(registry.members()[0].state(), State::CoolingDown);
@@ -772,10 +727,10 @@ mod tests {
             backend: "a".into(),
             message: "CUDA out of memory".into(),
         };
-        let registry = Registry::new(vec![
+        let registry = Arc::new(Registry::new(vec![
             Arc::new(listed("a", &["m"], Answer::FailFirst(failed))),
             Arc::new(listed("b", &["m"], Answer::Token)),
-        ]);
+        ]));
         registry.list_models().await.unwrap();
         for _ in 0..2 {
             assert_eq!(answered_by(&registry, "m").await.unwrap(), "b");
@@ -789,10 +744,10 @@ mod tests {
             message: "prompt too long".into(),
         };
         let second = Arc::new(listed("b", &["m"], Answer::Token));
-        let registry = Registry::new(vec![
+        let registry = Arc::new(Registry::new(vec![
             Arc::new(listed("a", &["m"], Answer::Refuse(rejected.clone()))),
             second.clone(),
-        ]);
+        ]));
         registry.list_models().await.unwrap();
         // Whichever is tried first: "a" refuses and nothing moves.
         let mut refusals = 0;
@@ -806,8 +761,26 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn with_members_to_fail_over_to_the_answer_is_not_held_until_its_first_token() {
+        let registry = Arc::new(Registry::new(vec![
+            Arc::new(listed("a", &["m"], Answer::Late)),
+            Arc::new(listed("b", &["m"], Answer::Late)),
+        ]));
+        registry.list_models().await.unwrap();
+        let started = tokio::time::Instant::now();
+        let mut stream = registry.infer(request("m")).await.unwrap();
+        // Its headers can go out now, as a single upstream's do.
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert!(matches!(
+            stream.next().await,
+            Some(Ok(StreamEvent::Token(_)))
+        ));
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn no_first_token_within_the_deadline_moves_on() {
-        let registry = Registry::with_members(
+        let registry = Arc::new(Registry::with_members(
             vec![
                 Member::new(Arc::new(listed("a", &["m"], Answer::Silent)), 5, None),
                 Member::new(Arc::new(listed("b", &["m"], Answer::Token)), 1, None),
@@ -816,7 +789,7 @@ mod tests {
                 attempts: 3,
                 first_token: Some(Duration::from_secs(2)),
             },
-        );
+        ));
         registry.list_models().await.unwrap();
         // "a" weighs more, so it is tried first; its silence costs the deadline.
         let started = tokio::time::Instant::now();
@@ -827,10 +800,10 @@ mod tests {
 
     #[tokio::test]
     async fn when_every_backend_fails_the_client_reads_the_last_reason() {
-        let registry = Registry::new(vec![
+        let registry = Arc::new(Registry::new(vec![
             Arc::new(listed("a", &["m"], Answer::Refuse(down("a")))),
             Arc::new(listed("b", &["m"], Answer::Refuse(down("b")))),
-        ]);
+        ]));
         registry.list_models().await.unwrap();
         let error = answered_by(&registry, "m").await.unwrap_err();
         assert!(

@@ -63,7 +63,7 @@ pub struct TokenStream {
     think_tags: ThinkTags,
     answered: bool,
     /// Events already read and not yet given out (while the answer's
-    /// opening is read for tags, after a peek, and at its end).
+    /// opening is read for tags, and at its end).
     pending: VecDeque<Result<StreamEvent, BackendError>>,
     /// What the answer's end is told (the router's count of answers in
     /// flight on its backend, and its record of how they end): called with
@@ -99,15 +99,6 @@ impl TokenStream {
     pub fn on_end(mut self, end: impl FnOnce(Result<(), &BackendError>) + Send + 'static) -> Self {
         self.on_end = Some(Box::new(end));
         self
-    }
-
-    /// The next event, read ahead and left in place for the next `next()`.
-    pub async fn peek(&mut self) -> Option<&Result<StreamEvent, BackendError>> {
-        if self.pending.is_empty() {
-            let event = self.next().await?;
-            self.pending.push_front(event);
-        }
-        self.pending.front()
     }
 }
 
