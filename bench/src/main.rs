@@ -69,6 +69,68 @@ struct Args {
     /// The embedded models [default: ~/.cache/llm-chat/models].
     #[arg(long, env = "LLM_CHAT_MODELS_DIR")]
     models_dir: Option<PathBuf>,
+    /// Only these parts of the run, for working on one figure (the report
+    /// holds what ran).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Part>,
+    /// The time-to-first-token concurrency levels, instead of the mode's.
+    #[arg(long, value_delimiter = ',')]
+    levels: Vec<usize>,
+    /// Only these relay paths (the direct path, every ratio's baseline,
+    /// always runs).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    paths: Vec<PathArg>,
+}
+
+/// The parts of a run `--only` can pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    Ttft,
+    Saturation,
+    Idle,
+    Store,
+    Page,
+    Embedded,
+}
+
+/// The relay paths `--paths` can pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PathArg {
+    Stream,
+    Generations,
+    Conversation,
+    Openai,
+    Pool,
+    Litellm,
+    LitellmRouter,
+}
+
+impl PathArg {
+    fn kind(self) -> PathKind {
+        match self {
+            Self::Stream => PathKind::GenerateStream,
+            Self::Generations => PathKind::Generations,
+            Self::Conversation => PathKind::Conversation,
+            Self::Openai => PathKind::OpenAi,
+            Self::Pool => PathKind::Pool,
+            Self::Litellm => PathKind::LiteLlm,
+            Self::LitellmRouter => PathKind::LiteLlmRouter,
+        }
+    }
+}
+
+impl Args {
+    /// Whether this part of the run is wanted.
+    fn runs(&self, part: Part) -> bool {
+        self.only.is_empty() || self.only.contains(&part)
+    }
+
+    /// Whether this path is measured.
+    fn measures(&self, kind: PathKind) -> bool {
+        kind == PathKind::Direct
+            || self.paths.is_empty()
+            || self.paths.iter().any(|path| path.kind() == kind)
+    }
 }
 
 /// How big each part of the run is.
@@ -148,6 +210,11 @@ impl Plan {
                 128,
             )
         };
+        let concurrencies = if args.levels.is_empty() {
+            concurrencies
+        } else {
+            args.levels.clone()
+        };
         Self {
             mode,
             concurrencies,
@@ -169,12 +236,13 @@ impl Plan {
             litellm_idle_streams,
             embedded_tokens,
             rounds: if args.smoke { 2 } else { 4 },
-            litellm: if args.quick || args.smoke {
+            litellm: (if args.quick || args.smoke {
                 args.litellm
             } else {
                 !args.no_litellm
-            },
-            embedded: !args.no_embedded,
+            }) && (args.measures(PathKind::LiteLlm)
+                || args.measures(PathKind::LiteLlmRouter)),
+            embedded: !args.no_embedded && args.runs(Part::Embedded),
             history: if args.smoke {
                 store::History {
                     conversations: 50,
@@ -237,7 +305,11 @@ async fn run(args: &Args) -> Result<(), String> {
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
     let mut results = Results {
         mode: plan.mode.to_string(),
-        concurrencies: plan.concurrencies.clone(),
+        concurrencies: if args.runs(Part::Ttft) {
+            plan.concurrencies.clone()
+        } else {
+            Vec::new()
+        },
         ..Results::default()
     };
 
@@ -245,7 +317,7 @@ async fn run(args: &Args) -> Result<(), String> {
         relay_rows(args, &plan, &root, &work, &mut results).await?;
     }
 
-    if !args.embedded_only {
+    if !args.embedded_only && args.runs(Part::Page) {
         say(&format!(
             "the page: a {}-token Markdown answer in Chromium",
             plan.page_tokens
@@ -370,6 +442,7 @@ async fn relay_rows(
             });
         }
     }
+    targets.retain(|target| args.measures(target.kind));
     results.paths = targets.iter().map(|t| t.kind).collect();
     let client = load::http1_client();
 
@@ -386,7 +459,12 @@ async fn relay_rows(
     results.latency = vec![Vec::new(); targets.len()];
     results.alone = vec![Vec::new(); targets.len()];
     let stream_duration = Duration::from_millis(plan.token_delay_ms * plan.tokens as u64);
-    for &level in &plan.concurrencies {
+    let levels = if args.runs(Part::Ttft) {
+        plan.concurrencies.as_slice()
+    } else {
+        &[]
+    };
+    for &level in levels {
         for index in 0..targets.len() {
             let kind = targets[index].kind;
             // A row starts on a quiet machine: a peer still working for
@@ -424,7 +502,12 @@ async fn relay_rows(
     // Saturation, in rounds: each round runs every path once, so a slow
     // spell of the machine hits all paths alike, and the report takes medians.
     let mut runs: Vec<Vec<SaturationRun>> = targets.iter().map(|_| Vec::new()).collect();
-    for round in 0..plan.saturation_rounds {
+    let rounds = if args.runs(Part::Saturation) {
+        plan.saturation_rounds
+    } else {
+        0
+    };
+    for round in 0..rounds {
         // Each round starts with another path, so no path always runs just
         // after the same one.
         let count = targets.len();
@@ -501,7 +584,9 @@ async fn relay_rows(
     // Idle streams, each measured in a process of its own: the runs above
     // grew the heaps, and a grown heap takes new streams for free.
     drop(gateways);
-    results.store = Some(store_rows(args, plan, root, &fake).await?);
+    if args.runs(Part::Store) {
+        results.store = Some(store_rows(args, plan, root, &fake).await?);
+    }
     let mut runs = vec![
         (PathKind::GenerateStream, plan.idle_streams),
         (PathKind::Generations, plan.idle_streams),
@@ -515,6 +600,7 @@ async fn relay_rows(
             (PathKind::LiteLlm, plan.litellm_idle_streams),
         ]);
     }
+    runs.retain(|(kind, _)| args.runs(Part::Idle) && args.measures(*kind));
     for (kind, count) in runs {
         say(&format!("idle: {count} streams on {}", kind.label()));
         let service = if kind == PathKind::LiteLlm {

@@ -3,16 +3,26 @@
 //! the mapping of a refusal, a timeout or a failed connection into a
 //! [`BackendError`] that names no address, and the count of answers open.
 //! Ollama and OpenAI-compatible servers differ only in their paths and
-//! wire formats, which their own modules hold.
+//! wire formats, which their own modules hold. Answer streams of plain-HTTP
+//! upstreams are read by [`h1`]'s client instead of reqwest's, in the task
+//! that relays them.
+
+pub mod answer;
+pub mod h1;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
+use self::answer::AnswerBody;
+use self::h1::{H1Client, H1Error};
 use super::{BackendError, ConnectFailure};
+
+/// The most of an error answer's body read for its message.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 /// How to reach one upstream server.
 #[derive(Debug, Clone)]
@@ -46,6 +56,8 @@ pub struct HttpUpstream {
     pub base: Url,
     pub http: reqwest::Client,
     pub timeout: Duration,
+    /// The client of answer streams, for a plain-HTTP upstream ([`h1`]).
+    h1: Option<Arc<H1Client>>,
     /// Answers being streamed from it right now.
     open_streams: Arc<AtomicUsize>,
 }
@@ -67,6 +79,13 @@ impl HttpUpstream {
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
+        let h1 = H1Client::new(
+            &base,
+            &headers,
+            settings.tcp_keep_alive,
+            settings.idle_timeout,
+        )
+        .map(Arc::new);
         let http = reqwest::Client::builder()
             .connect_timeout(settings.timeout)
             .tcp_keepalive(settings.tcp_keep_alive)
@@ -79,6 +98,7 @@ impl HttpUpstream {
             base,
             http,
             timeout: settings.timeout,
+            h1,
             open_streams: Arc::new(AtomicUsize::new(0)),
         })
     }
@@ -110,6 +130,68 @@ impl HttpUpstream {
             Ok(response)
         } else {
             Err(self.refusal(response).await)
+        }
+    }
+
+    /// POSTs `body` as JSON to ask for an answer stream, and waits, within
+    /// the timeout, for a 2xx status; any other status becomes the matching
+    /// [`BackendError`].
+    pub async fn post_answer<T: Serialize>(
+        &self,
+        url: &Url,
+        body: &T,
+    ) -> Result<AnswerBody, BackendError> {
+        let Some(h1) = &self.h1 else {
+            let response = self.send(self.http.post(url.clone()).json(body)).await?;
+            return Ok(AnswerBody::reqwest(response));
+        };
+        let json = serde_json::to_vec(body).map_err(|error| BackendError::Internal {
+            backend: self.name.clone(),
+            message: "cannot encode the request".into(),
+            detail: error.to_string(),
+        })?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let response = h1
+            .post_json(url, &json, deadline)
+            .await
+            .map_err(|error| self.h1_failure(error))?;
+        if (200..300).contains(&response.status) {
+            return Ok(AnswerBody::h1(response.body));
+        }
+        let body = tokio::time::timeout(self.timeout, response.body.collect(ERROR_BODY_LIMIT))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        Err(status_error(&self.name, response.status, &body))
+    }
+
+    /// What an [`h1`] failure before the response head means for the client.
+    fn h1_failure(&self, error: H1Error) -> BackendError {
+        let reason = match &error {
+            H1Error::TimedOut => return self.timed_out(),
+            H1Error::Connect(io) => match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => ConnectFailure::Refused,
+                std::io::ErrorKind::TimedOut => ConnectFailure::TimedOut,
+                _ if io.to_string().contains("failed to lookup address") => {
+                    ConnectFailure::NameNotResolved
+                }
+                _ => ConnectFailure::Other,
+            },
+            H1Error::Io(_) | H1Error::Malformed(_) => ConnectFailure::Other,
+        };
+        BackendError::Unreachable {
+            backend: self.name.clone(),
+            reason,
+            detail: format!("{}: {error}", self.location()),
+        }
+    }
+
+    /// The connection broke while an answer was being read (`detail` says how).
+    pub fn broken_with(&self, detail: String) -> BackendError {
+        BackendError::Broken {
+            backend: self.name.clone(),
+            detail,
         }
     }
 

@@ -34,7 +34,7 @@ impl LineBuffer {
     /// The next complete line, without its `\n` (or `\r\n`). Blank lines are skipped.
     pub fn next_line(&mut self) -> Option<Bytes> {
         loop {
-            let Some(end) = self.current.iter().position(|&b| b == b'\n') else {
+            let Some(end) = memchr::memchr(b'\n', &self.current) else {
                 let rest = std::mem::take(&mut self.current);
                 self.partial.put(rest);
                 return None;

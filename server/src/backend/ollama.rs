@@ -16,6 +16,7 @@ use reqwest::header::HeaderMap;
 use url::Url;
 
 use self::wire::{EmbedBody, EmbedResponse, Line, ProcessList, Request, TagList, Version};
+use super::http::answer::AnswerBody;
 use super::http::{HttpSettings, HttpUpstream, OpenStream, SetupError, root_cause};
 use super::ndjson::LineBuffer;
 use super::{
@@ -101,17 +102,11 @@ impl OllamaBackend {
         };
         let body = self
             .upstream
-            .http
-            .post(url.clone())
-            .json(&Request::new(&request));
-        let response = self.upstream.send(body).await?;
+            .post_answer(url, &Request::new(&request))
+            .await?;
         Ok(TokenStream::new(
             self.upstream.name.clone(),
-            decode(
-                self.upstream.name.clone(),
-                response,
-                self.upstream.open_stream(),
-            ),
+            decode(self.upstream.clone(), body, self.upstream.open_stream()),
         ))
     }
 }
@@ -223,13 +218,13 @@ impl Backend for OllamaBackend {
 /// Decodes Ollama's NDJSON answer into tokens and a final completion. An
 /// answer cut short simply ends: [`TokenStream`] says so.
 fn decode(
-    backend: Arc<str>,
-    response: reqwest::Response,
+    upstream: HttpUpstream,
+    mut body: AnswerBody,
     open: OpenStream,
 ) -> impl futures_util::Stream<Item = Result<StreamEvent, BackendError>> + Send {
     async_stream::stream! {
         let _open = open;
-        let mut body = response.bytes_stream();
+        let backend = upstream.name.clone();
         let mut lines = LineBuffer::default();
         let mut body_ended = false;
         loop {
@@ -243,11 +238,8 @@ fn decode(
             } else {
                 match body.next().await {
                     Some(Ok(chunk)) => lines.push(chunk),
-                    Some(Err(error)) => {
-                        yield Err(BackendError::Broken {
-                            backend: backend.clone(),
-                            detail: root_cause(&error),
-                        });
+                    Some(Err(detail)) => {
+                        yield Err(upstream.broken_with(detail));
                         return;
                     }
                     None => body_ended = true,
@@ -264,6 +256,8 @@ fn decode(
                 }
                 Ok(Line::Skip) => {}
                 Ok(Line::Done { text, completion }) => {
+                    // Nothing more is read: the connection may be kept.
+                    body.release();
                     // The final chunk can carry text of its own (the Go API dropped it).
                     if let Some(text) = text {
                         yield Ok(StreamEvent::Token(text));

@@ -19,6 +19,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use url::Url;
 
 use self::wire::{ChatBody, CompletionBody, Data, EmbedBody, EmbedResponse, ModelList, Usage};
+use super::http::answer::AnswerBody;
 use super::http::{HttpSettings, HttpUpstream, OpenStream, SetupError};
 use super::ndjson::LineBuffer;
 use super::{
@@ -64,12 +65,13 @@ impl OpenAiBackend {
     }
 
     async fn stream(&self, request: InferenceRequest) -> Result<TokenStream, BackendError> {
+        let started = Instant::now();
         let body = match &request.input {
-            Input::Chat(messages) => self
-                .upstream
-                .http
-                .post(self.chat.clone())
-                .json(&ChatBody::new(&request, messages)),
+            Input::Chat(messages) => {
+                self.upstream
+                    .post_answer(&self.chat, &ChatBody::new(&request, messages))
+                    .await?
+            }
             Input::Completion {
                 prompt,
                 system,
@@ -88,9 +90,8 @@ impl OpenAiBackend {
                     });
                 }
                 self.upstream
-                    .http
-                    .post(self.completions.clone())
-                    .json(&CompletionBody::new(&request, prompt))
+                    .post_answer(&self.completions, &CompletionBody::new(&request, prompt))
+                    .await?
             }
             // An OpenAI server loads its models itself: nothing to ask.
             Input::Load => {
@@ -105,13 +106,11 @@ impl OpenAiBackend {
                 ));
             }
         };
-        let started = Instant::now();
-        let response = self.upstream.send(body).await?;
         Ok(TokenStream::new(
             self.upstream.name.clone(),
             decode(
                 self.upstream.clone(),
-                response,
+                body,
                 request.model,
                 started,
                 self.upstream.open_stream(),
@@ -248,7 +247,7 @@ fn nanos(since: Instant) -> u64 {
 /// ends, and [`TokenStream`] says it ended early.
 fn decode(
     upstream: HttpUpstream,
-    response: reqwest::Response,
+    mut body: AnswerBody,
     model: String,
     started: Instant,
     open: OpenStream,
@@ -256,7 +255,6 @@ fn decode(
     async_stream::stream! {
         let _open = open;
         let backend = upstream.name.clone();
-        let mut body = response.bytes_stream();
         let mut lines = LineBuffer::default();
         let mut body_ended = false;
         let mut finish: Option<&'static str> = None;
@@ -289,8 +287,8 @@ fn decode(
             } else {
                 match body.next().await {
                     Some(Ok(chunk)) => lines.push(chunk),
-                    Some(Err(error)) => {
-                        yield Err(upstream.broken(&error));
+                    Some(Err(detail)) => {
+                        yield Err(upstream.broken_with(detail));
                         return;
                     }
                     None => body_ended = true,
@@ -305,6 +303,8 @@ fn decode(
             let data = data.strip_prefix(b" ").unwrap_or(data);
             match wire::parse_data(data) {
                 Ok(Data::Done) => {
+                    // Nothing more is read: the connection may be kept.
+                    body.release();
                     yield Ok(done(finish, usage, answered_by, first_token));
                     return;
                 }
