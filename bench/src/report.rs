@@ -548,7 +548,7 @@ impl Results {
                 .map(|l| rate / l);
             let cpu = run
                 .cpu_per_100k
-                .map_or("—".to_string(), |c| format!("{c:.2}"));
+                .map_or("—".to_string(), |c| format!("{c:.3}"));
             let cpu_ratio = match (run.cpu_per_100k, litellm.and_then(|l| l.cpu_per_100k)) {
                 (Some(ours), Some(theirs)) if theirs > 0.0 => format!("{:.3}×", ours / theirs),
                 _ => "—".to_string(),

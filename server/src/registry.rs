@@ -503,7 +503,7 @@ mod tests {
                         name.clone(),
                         futures_util::stream::iter([
                             Ok(StreamEvent::Token(name.to_string())),
-                            Ok(StreamEvent::Done(Default::default())),
+                            Ok(StreamEvent::Done(Box::default())),
                         ]),
                     )),
                     Answer::Refuse(error) => Err(error),
@@ -519,7 +519,7 @@ mod tests {
                             Ok(StreamEvent::Token(name.to_string()))
                         })
                         .chain(futures_util::stream::iter([Ok(
-                            StreamEvent::Done(Default::default()),
+                            StreamEvent::Done(Box::default()),
                         )])),
                     )),
                 }

@@ -339,7 +339,7 @@ impl EmbeddedBackend {
         };
         Ok(TokenStream::new(
             self.name.clone(),
-            futures_util::stream::iter([Ok(StreamEvent::Done(completion))]),
+            futures_util::stream::iter([Ok(StreamEvent::Done(Box::new(completion)))]),
         ))
     }
 

@@ -262,7 +262,7 @@ fn decode(
                     if let Some(text) = text {
                         yield Ok(StreamEvent::Token(text));
                     }
-                    yield Ok(StreamEvent::Done(completion));
+                    yield Ok(StreamEvent::Done(Box::new(completion)));
                     return;
                 }
                 Ok(Line::Error(message)) => {

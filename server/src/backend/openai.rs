@@ -102,7 +102,7 @@ impl OpenAiBackend {
                 };
                 return Ok(TokenStream::new(
                     self.upstream.name.clone(),
-                    futures_util::stream::iter([Ok(StreamEvent::Done(done))]),
+                    futures_util::stream::iter([Ok(StreamEvent::Done(Box::new(done)))]),
                 ));
             }
         };
@@ -264,12 +264,12 @@ fn decode(
         let done = |finish: Option<&'static str>, usage: Usage, model: String, first: Option<Instant>| {
             let first = first.unwrap_or_else(Instant::now);
             let waited = u64::try_from((first - started).as_nanos()).unwrap_or(u64::MAX);
-            StreamEvent::Done(Completion {
+            StreamEvent::Done(Box::new(Completion {
                 model,
                 done_reason: Some(finish.unwrap_or("stop").to_string()),
                 counters: wire::counters(usage, waited, nanos(first)),
                 ..Completion::default()
-            })
+            }))
         };
         loop {
             let line = if let Some(line) = lines.next_line() {

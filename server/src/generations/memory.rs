@@ -274,7 +274,7 @@ mod tests {
     use super::*;
     use crate::backend::BackendError;
     use crate::generations::{End, Status};
-    use crate::stream::{Completion, StreamEvent};
+    use crate::stream::StreamEvent;
 
     const GRACE: Duration = Duration::from_secs(15);
     const TTL: Duration = Duration::from_secs(300);
@@ -326,7 +326,7 @@ mod tests {
         }
 
         fn done(&self) {
-            let _ = self.send.send(Ok(StreamEvent::Done(Completion::default())));
+            let _ = self.send.send(Ok(StreamEvent::Done(Box::default())));
         }
 
         fn dropped(&self) -> bool {

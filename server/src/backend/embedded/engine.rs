@@ -584,7 +584,7 @@ impl Worker {
                 eval_duration: nanos(now.duration_since(first_sample)),
             },
         };
-        let _ = job.events.send(Ok(StreamEvent::Done(completion)));
+        let _ = job.events.send(Ok(StreamEvent::Done(Box::new(completion))));
         self.release(context, slots, index);
     }
 

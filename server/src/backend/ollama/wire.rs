@@ -1,6 +1,8 @@
 //! Ollama's own wire format: the requests we send it (mapped from the
 //! inference request), and the lines and lists it sends back.
 
+mod token_line;
+
 use std::borrow::Cow;
 
 use app::api::{Counters, ModelDetails, ModelInfo};
@@ -222,8 +224,17 @@ pub enum Line {
 }
 
 /// Reads one NDJSON line of `/api/generate` or `/api/chat`; the error is
-/// serde's, for the logs.
+/// serde's, for the logs. A plain token's line, most of them, is read by
+/// [`token_line`] in one pass.
 pub fn parse_line(line: &[u8]) -> Result<Line, serde_json::Error> {
+    match token_line::token_line(line) {
+        Some(line) => Ok(line),
+        None => parse_with_serde(line),
+    }
+}
+
+/// Reads any line, the final one with its counters included.
+fn parse_with_serde(line: &[u8]) -> Result<Line, serde_json::Error> {
     let chunk: Chunk<'_> = serde_json::from_slice(line)?;
     if let Some(message) = chunk.error {
         return Ok(Line::Error(message));

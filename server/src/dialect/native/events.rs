@@ -79,7 +79,7 @@ impl Batch<Result<StreamEvent, BackendError>> for AnswerFrames {
                 self.tokens += 1;
             }
             Ok(StreamEvent::Done(completion)) => {
-                write_event(&mut self.out, EVENT_DONE, &done_chunk(completion, None));
+                write_event(&mut self.out, EVENT_DONE, &done_chunk(*completion, None));
             }
             Err(error) => write_event(
                 &mut self.out,
@@ -246,14 +246,14 @@ mod tests {
             Ok(StreamEvent::Thinking("hm".into())),
             Ok(StreamEvent::Token("a \"b\"\n".into())),
             Ok(StreamEvent::Token("x".into())),
-            Ok(StreamEvent::Done(Completion {
+            Ok(StreamEvent::Done(Box::new(Completion {
                 done_reason: Some("stop".into()),
                 counters: Counters {
                     eval_count: 2,
                     ..Counters::default()
                 },
                 ..Completion::default()
-            })),
+            }))),
         ]);
         assert_eq!(chunk.tokens, 3);
         assert_eq!(

@@ -150,7 +150,7 @@ impl Batch<Result<StreamEvent, BackendError>> for Lines {
                 self.text(&text, true);
                 self.tokens += 1;
             }
-            Ok(StreamEvent::Done(completion)) => self.done(completion),
+            Ok(StreamEvent::Done(completion)) => self.done(*completion),
             Err(error) => write_line(
                 &mut self.out,
                 &ErrorBody {
@@ -204,7 +204,7 @@ mod tests {
     }
 
     fn done() -> Result<StreamEvent, BackendError> {
-        Ok(StreamEvent::Done(Completion {
+        Ok(StreamEvent::Done(Box::new(Completion {
             created_at: "T".into(),
             done_reason: Some("stop".into()),
             counters: Counters {
@@ -213,7 +213,7 @@ mod tests {
                 ..Counters::default()
             },
             ..Completion::default()
-        }))
+        })))
     }
 
     #[test]

@@ -244,7 +244,7 @@ mod tests {
     }
 
     fn done(reason: &str) -> Result<StreamEvent, BackendError> {
-        Ok(StreamEvent::Done(Completion {
+        Ok(StreamEvent::Done(Box::new(Completion {
             done_reason: Some(reason.into()),
             counters: Counters {
                 prompt_eval_count: 3,
@@ -252,7 +252,7 @@ mod tests {
                 ..Counters::default()
             },
             ..Completion::default()
-        }))
+        })))
     }
 
     const START: &str = r#"data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":7,"model":"m","choices":["#;

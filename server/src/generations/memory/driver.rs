@@ -71,7 +71,7 @@ async fn drive(generation: &Generation, tokens: TokenStream, max_bytes: usize) -
         match batch.into_iter().last() {
             Some(Ok(StreamEvent::Done(completion))) => {
                 return End::Done {
-                    completion,
+                    completion: *completion,
                     time_to_first_token: None,
                 };
             }

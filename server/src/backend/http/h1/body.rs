@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::Stream;
 use tokio::net::TcpStream;
 
@@ -63,10 +63,11 @@ impl H1Body {
                 }
                 Framing::Chunked(state) => match *state {
                     Chunked::Size => {
-                        let Some(line) = take_line(&mut self.buffer)? else {
+                        let Some((length, used)) = line_at_front(&self.buffer)? else {
                             return Ok(None);
                         };
-                        let size = chunk_size(&line)?;
+                        let size = chunk_size(&self.buffer[..length])?;
+                        self.buffer.advance(used);
                         *state = if size == 0 {
                             Chunked::Trailers
                         } else {
@@ -90,19 +91,21 @@ impl H1Body {
                         return Ok(Some(self.buffer.split_to(take).freeze()));
                     }
                     Chunked::DataEnd => {
-                        let Some(line) = take_line(&mut self.buffer)? else {
+                        let Some((length, used)) = line_at_front(&self.buffer)? else {
                             return Ok(None);
                         };
-                        if !line.is_empty() {
+                        if length != 0 {
                             return Err(H1Error::Malformed("chunk longer than its size"));
                         }
+                        self.buffer.advance(used);
                         *state = Chunked::Size;
                     }
                     Chunked::Trailers => {
-                        let Some(line) = take_line(&mut self.buffer)? else {
+                        let Some((length, used)) = line_at_front(&self.buffer)? else {
                             return Ok(None);
                         };
-                        if line.is_empty() {
+                        self.buffer.advance(used);
+                        if length == 0 {
                             self.end();
                             return Ok(None);
                         }
@@ -229,29 +232,49 @@ impl Stream for H1Body {
     }
 }
 
-/// A line ending in LF (CR before it dropped), taken off the buffer's front.
-fn take_line(buffer: &mut BytesMut) -> Result<Option<BytesMut>, H1Error> {
-    let Some(end) = memchr::memchr(b'\n', buffer) else {
-        if buffer.len() > MAX_LINE {
+/// The line at the buffer's front: its length without its line ending
+/// (LF, or CRLF), and with it. The lines of chunked framing are a few
+/// bytes, so a plain scan beats a vectorised search.
+fn line_at_front(buffer: &[u8]) -> Result<Option<(usize, usize)>, H1Error> {
+    let Some(end) = buffer.iter().take(MAX_LINE).position(|&b| b == b'\n') else {
+        if buffer.len() >= MAX_LINE {
             return Err(H1Error::Malformed("a chunk line too long"));
         }
         return Ok(None);
     };
-    let mut line = buffer.split_to(end + 1);
-    line.truncate(end);
-    if line.last() == Some(&b'\r') {
-        line.truncate(end - 1);
-    }
-    Ok(Some(line))
+    let length = if end > 0 && buffer[end - 1] == b'\r' {
+        end - 1
+    } else {
+        end
+    };
+    Ok(Some((length, end + 1)))
 }
 
-/// A chunk-size line's size (extensions after `;` ignored).
+/// A chunk-size line's size: hex digits, then optional whitespace and
+/// extensions after `;` (ignored).
 fn chunk_size(line: &[u8]) -> Result<u64, H1Error> {
-    let digits = line.split(|&b| b == b';').next().unwrap_or_default();
-    let digits = std::str::from_utf8(digits)
-        .map_err(|_| H1Error::Malformed("an unreadable chunk size"))?
-        .trim();
-    u64::from_str_radix(digits, 16).map_err(|_| H1Error::Malformed("an unreadable chunk size"))
+    const UNREADABLE: H1Error = H1Error::Malformed("an unreadable chunk size");
+    let mut size: u64 = 0;
+    let mut digits = 0;
+    for &byte in line {
+        let value = match byte {
+            b'0'..=b'9' => byte - b'0',
+            b'a'..=b'f' => byte - b'a' + 10,
+            b'A'..=b'F' => byte - b'A' + 10,
+            b';' | b' ' | b'\t' => break,
+            _ => return Err(UNREADABLE),
+        };
+        // Sixteen hex digits fill a u64.
+        if digits == 16 {
+            return Err(UNREADABLE);
+        }
+        size = size << 4 | u64::from(value);
+        digits += 1;
+    }
+    if digits == 0 {
+        return Err(UNREADABLE);
+    }
+    Ok(size)
 }
 
 #[cfg(test)]
