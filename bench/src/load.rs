@@ -23,10 +23,10 @@ pub fn http1_client() -> reqwest::Client {
 /// them: each of `concurrency` clients runs `rounds` streams back to back,
 /// the clients' starts spread over one stream's duration so arrivals are
 /// staggered rather than synchronised. The first round warms connection
-/// pools and is not counted.
+/// pools and is not counted. Client `i` uses `http[i % http.len()]`.
 pub async fn run_concurrent(
     target: &Target,
-    client: &reqwest::Client,
+    http: &[reqwest::Client],
     concurrency: usize,
     rounds: usize,
     stream_duration: Duration,
@@ -38,7 +38,7 @@ pub async fn run_concurrent(
     let mut clients = JoinSet::new();
     for index in 0..concurrency {
         let target = target.clone();
-        let client = client.clone();
+        let client = http[index % http.len()].clone();
         let prompt = prompt.to_string();
         let offset = stream_duration.mul_f64(index as f64 / concurrency as f64);
         clients.spawn(async move {

@@ -14,6 +14,7 @@ mod paths;
 mod processes;
 mod raw;
 mod report;
+mod scale;
 mod stats;
 mod store;
 
@@ -87,6 +88,8 @@ struct Args {
 enum Part {
     Ttft,
     Saturation,
+    /// Many streams at a model's pace.
+    Scale,
     Idle,
     Store,
     Page,
@@ -161,6 +164,8 @@ struct Plan {
     store_answers: usize,
     /// Tokens of the Markdown answer the page is measured rendering.
     page_tokens: usize,
+    /// Many streams at a model's pace.
+    scale: scale::Shape,
 }
 
 impl Plan {
@@ -267,6 +272,25 @@ impl Plan {
                 300
             },
             store_answers: if args.smoke { 4 } else { 16 },
+            scale: if args.smoke {
+                scale::Shape {
+                    streams: 20,
+                    tokens: 4,
+                    token_delay: Duration::from_millis(5),
+                }
+            } else if args.quick {
+                scale::Shape {
+                    streams: 2_000,
+                    tokens: 10,
+                    token_delay: Duration::from_millis(50),
+                }
+            } else {
+                scale::Shape {
+                    streams: 10_000,
+                    tokens: 20,
+                    token_delay: Duration::from_millis(50),
+                }
+            },
             page_tokens: if args.smoke {
                 300
             } else if args.quick {
@@ -481,7 +505,7 @@ async fn relay_rows(
             say(&format!("TTFT: {level} streams on {}", target.kind.label()));
             let summary = bounded(load::run_concurrent(
                 target,
-                &client,
+                std::slice::from_ref(&client),
                 level,
                 plan.rounds_at(level, target.kind),
                 stream_duration,
@@ -578,6 +602,36 @@ async fn relay_rows(
             results
                 .saturation
                 .push(Saturation::of(target.kind, runs, &direct_rates));
+        }
+    }
+
+    // Many streams at a model's pace, straight and through the gateway.
+    if args.runs(Part::Scale) {
+        let shape = plan.scale;
+        set_behavior(
+            &fake,
+            json!({"tokens": shape.tokens, "token_delay_ms": shape.token_delay.as_millis()}),
+        )
+        .await?;
+        for target in &targets {
+            if !matches!(target.kind, PathKind::Direct | PathKind::GenerateStream) {
+                continue;
+            }
+            quiet_machine(args, work, &fake, &mut gateways).await?;
+            say(&format!(
+                "scale: {} streams at a token every {:?} on {}",
+                shape.streams,
+                shape.token_delay,
+                target.kind.label()
+            ));
+            let target = Target {
+                expected_tokens: Some(shape.tokens as u64),
+                ..target.clone()
+            };
+            let row = scale::measure(&target, shape, &fake, gateways.of(target.kind)).await;
+            results.scale.push(row);
+            wait_for_upstream_to_close(&fake).await;
+            clear_events(&fake).await;
         }
     }
 
@@ -1192,6 +1246,16 @@ fn describe(results: &mut Results, plan: &Plan, args: &Args) {
                 plan.saturation_tokens,
                 plan.litellm_saturation_tokens,
                 plan.saturation_rounds
+            ),
+        ),
+        (
+            "at scale".into(),
+            format!(
+                "{} streams × {} tokens, one every {} ms; HTTP/2 clients ({} streams a connection), each running two streams back to back (the first not counted)",
+                plan.scale.streams,
+                plan.scale.tokens,
+                plan.scale.token_delay.as_millis(),
+                100
             ),
         ),
         (

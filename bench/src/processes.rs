@@ -99,6 +99,23 @@ pub fn cpu_of(services: &[&Service]) -> f64 {
         .sum()
 }
 
+/// CPU time this process (the load generator) used so far, in seconds.
+pub fn own_cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let after = stat.rsplit_once(')')?.1.to_string();
+            let fields: Vec<f64> = after
+                .split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|field| field.parse().ok())
+                .collect();
+            Some(fields.iter().sum::<f64>() / clock_ticks())
+        })
+        .unwrap_or(0.0)
+}
+
 /// The machine's load average over the last minute.
 pub fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use crate::browser::PageRows;
 use crate::paths::PathKind;
+use crate::scale::ScaleRow;
 use crate::stats::{Summary, percentile};
 use crate::store::StoreRows;
 
@@ -21,6 +22,8 @@ pub struct Results {
     /// `alone[path][level]`: whether that row had the machine to itself.
     pub alone: Vec<Vec<Alone>>,
     pub saturation: Vec<Saturation>,
+    /// Many streams at a model's pace.
+    pub scale: Vec<ScaleRow>,
     pub idle: Vec<Idle>,
     pub embedded: Vec<EmbeddedRow>,
     pub store: Option<StoreRows>,
@@ -154,6 +157,11 @@ impl Results {
                 .map(|s| s.summary.errors)
                 .sum::<usize>()
             + self
+                .scale
+                .iter()
+                .map(|row| row.summary.errors)
+                .sum::<usize>()
+            + self
                 .idle
                 .iter()
                 .filter(|i| ours(i.path))
@@ -192,6 +200,7 @@ impl Results {
         self.targets(&mut md);
         self.latency_table(&mut md);
         self.saturation_table(&mut md);
+        self.scale_table(&mut md);
         self.idle_table(&mut md);
         self.store_table(&mut md);
         if let Some(page) = &self.page {
@@ -217,32 +226,43 @@ impl Results {
         let _ = writeln!(md, "| target | measured | met |");
         let _ = writeln!(md, "|---|---|---|");
         let at_100 = self.concurrencies.iter().position(|&c| c == 100);
-        for path in [
-            PathKind::GenerateStream,
-            PathKind::Generations,
-            PathKind::OpenAi,
-        ] {
-            let Some(level) = at_100 else { continue };
-            let (Some(direct), Some(ours)) = (
-                self.latency_of(PathKind::Direct, level),
-                self.latency_of(path, level),
-            ) else {
+        // (streams, p50 bound, p99 bound), in ms of added time to first token.
+        for (streams, p50_bound, p99_bound) in [(100, 0.3, 1.0), (1000, 1.0, 3.0)] {
+            let Some(level) = self.concurrencies.iter().position(|&c| c == streams) else {
                 continue;
             };
-            let added50 = ours.ttft_p50_ms - direct.ttft_p50_ms;
-            let added99 = ours.ttft_p99_ms - direct.ttft_p99_ms;
-            row(
-                md,
-                &format!("added TTFT p50 ≤ 1 ms at 100 streams ({})", path.label()),
-                &format!("{added50:.2} ms"),
-                added50 <= 1.0,
-            );
-            row(
-                md,
-                &format!("added TTFT p99 ≤ 5 ms at 100 streams ({})", path.label()),
-                &format!("{added99:.2} ms"),
-                added99 <= 5.0,
-            );
+            for path in [
+                PathKind::GenerateStream,
+                PathKind::Generations,
+                PathKind::OpenAi,
+            ] {
+                let (Some(direct), Some(ours)) = (
+                    self.latency_of(PathKind::Direct, level),
+                    self.latency_of(path, level),
+                ) else {
+                    continue;
+                };
+                let added50 = ours.ttft_p50_ms - direct.ttft_p50_ms;
+                let added99 = ours.ttft_p99_ms - direct.ttft_p99_ms;
+                row(
+                    md,
+                    &format!(
+                        "added TTFT p50 ≤ {p50_bound} ms at {streams} streams ({})",
+                        path.label()
+                    ),
+                    &format!("{added50:.2} ms"),
+                    added50 <= p50_bound,
+                );
+                row(
+                    md,
+                    &format!(
+                        "added TTFT p99 ≤ {p99_bound} ms at {streams} streams ({})",
+                        path.label()
+                    ),
+                    &format!("{added99:.2} ms"),
+                    added99 <= p99_bound,
+                );
+            }
         }
         // The router's own cost: three upstreams against one, same upstream.
         if let Some(level) = at_100
@@ -301,9 +321,20 @@ impl Results {
             if let Some(ratio) = vs_direct {
                 row(
                     md,
-                    &format!("relayed tokens/s ≥ 50% of direct ({})", path.label()),
+                    &format!("relayed tokens/s ≥ 80% of direct ({})", path.label()),
                     &format!("{:.0}%", ratio * 100.0),
-                    ratio >= 0.5,
+                    ratio >= 0.8,
+                );
+            }
+            if let Some(cpu) = self.saturation_of(path).and_then(|s| s.cpu_per_100k) {
+                row(
+                    md,
+                    &format!(
+                        "gateway CPU ≤ 0.1 s per 100,000 tokens at saturation ({})",
+                        path.label()
+                    ),
+                    &format!("{cpu:.3} s"),
+                    cpu <= 0.1,
                 );
             }
             if let Some(litellm) = litellm {
@@ -332,7 +363,7 @@ impl Results {
             row(
                 md,
                 &format!(
-                    "≤ 64 KiB per idle stream at {} streams ({})",
+                    "≤ 16 KiB per idle stream at {} streams ({})",
                     idle.streams,
                     idle.path.label()
                 ),
@@ -340,7 +371,7 @@ impl Results {
                     || format!("not measured ({} errors)", idle.errors),
                     |kib| format!("{kib:.1} KiB"),
                 ),
-                kib.is_some_and(|kib| kib <= 64.0),
+                kib.is_some_and(|kib| kib <= 16.0),
             );
         }
         if let Some(store) = &self.store {
@@ -375,6 +406,18 @@ impl Results {
         if let Some(page) = &self.page {
             page.targets(md, row);
         }
+        for scaled in &self.scale {
+            row(
+                md,
+                &format!(
+                    "zero errors at {} streams at a model's pace ({})",
+                    scaled.streams,
+                    scaled.path.label()
+                ),
+                &format!("{} errors", scaled.summary.errors),
+                scaled.summary.errors == 0,
+            );
+        }
         let errors = self.our_errors();
         row(
             md,
@@ -398,6 +441,9 @@ impl Results {
     }
 
     fn latency_table(&self, md: &mut String) {
+        if self.concurrencies.is_empty() {
+            return;
+        }
         let _ = writeln!(md, "## Time to first token\n");
         let _ = writeln!(
             md,
@@ -524,7 +570,69 @@ impl Results {
         )
     }
 
+    fn scale_table(&self, md: &mut String) {
+        let Some(first) = self.scale.first() else {
+            return;
+        };
+        let _ = writeln!(md, "## Streams at a model's pace, at scale\n");
+        let _ = writeln!(
+            md,
+            "{} streams at once, their tokens at a model's pace (see *How this was measured*). Clients speak HTTP/2, \
+             a hundred streams to a connection; upstream, each stream has its own HTTP/1.1 connection, as with a real Ollama. \
+             *Added* is the path's percentile minus the direct path's; *gap* is the time between a stream's consecutive tokens. \
+             *CPU* is each process's average use over the row, in cores: on a small machine the cores, shared by the load \
+             generator, the upstream and the gateway, are what such a row runs into.\n",
+            first.streams
+        );
+        let _ = writeln!(
+            md,
+            "| path | streams | TTFT p50 | TTFT p99 | added p50 | added p99 | gap p50 | gap p99 | errors | CPU: gateway / upstream / load generator |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        let direct = self
+            .scale
+            .iter()
+            .find(|row| row.path == PathKind::Direct)
+            .map(|row| &row.summary);
+        for row in &self.scale {
+            let summary = &row.summary;
+            let added = |ours: f64, theirs: Option<f64>| match theirs {
+                Some(theirs) if row.path != PathKind::Direct => format!("{:+.2} ms", ours - theirs),
+                _ => "—".to_string(),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.2} ms | {:.2} ms | {} | {} | {:.2} ms | {:.2} ms | {} | {} / {:.2} / {:.2} |",
+                row.path.label(),
+                row.streams,
+                summary.ttft_p50_ms,
+                summary.ttft_p99_ms,
+                added(summary.ttft_p50_ms, direct.map(|d| d.ttft_p50_ms)),
+                added(summary.ttft_p99_ms, direct.map(|d| d.ttft_p99_ms)),
+                summary.gap_p50_ms,
+                summary.gap_p99_ms,
+                summary.errors,
+                row.cpu
+                    .gateway
+                    .map_or("—".to_string(), |cores| format!("{cores:.2}")),
+                row.cpu.upstream,
+                row.cpu.load_generator,
+            );
+        }
+        if let Some(error) = self
+            .scale
+            .iter()
+            .find_map(|row| row.summary.first_error.as_ref())
+        {
+            let _ = writeln!(md, "\nFirst error: `{error}`");
+        }
+        md.push('\n');
+    }
+
     fn saturation_table(&self, md: &mut String) {
+        if self.saturation.is_empty() {
+            return;
+        }
         let _ = writeln!(md, "## Relayed tokens per second at saturation\n");
         let _ = writeln!(
             md,
@@ -569,6 +677,9 @@ impl Results {
     }
 
     fn idle_table(&self, md: &mut String) {
+        if self.idle.is_empty() {
+            return;
+        }
         let _ = writeln!(md, "## Resident memory of idle streams\n");
         let _ = writeln!(
             md,

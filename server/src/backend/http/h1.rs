@@ -18,10 +18,10 @@
 
 mod body;
 mod head;
+mod pool;
 
-use std::collections::VecDeque;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -32,13 +32,12 @@ use url::Url;
 
 pub use self::body::H1Body;
 use self::head::{Head, parse_head};
+use self::pool::Pool;
 
 /// The most a response head may take.
 const MAX_HEAD: usize = 64 * 1024;
 /// Room made for each read: a burst of tokens is taken in one read.
 const READ_SIZE: usize = 16 * 1024;
-/// Idle connections kept per upstream (each is a file descriptor).
-const MAX_IDLE: usize = 1024;
 
 /// What went wrong, before or while an answer was read.
 #[derive(Debug, thiserror::Error)]
@@ -110,10 +109,7 @@ impl H1Client {
             address: format!("{host}:{port}"),
             headers,
             keep_alive,
-            pool: Arc::new(Pool {
-                idle: Mutex::new(VecDeque::new()),
-                idle_timeout,
-            }),
+            pool: Pool::new(idle_timeout),
         })
     }
 
@@ -255,52 +251,6 @@ async fn exchange(
         Err(_) => Err(Exchange::Failed(H1Error::TimedOut)),
         Ok(Err(error)) => Err(error),
         Ok(Ok((head, buffer))) => Ok((stream, head, buffer)),
-    }
-}
-
-/// Connections kept for reuse, newest last.
-#[derive(Debug)]
-struct Pool {
-    idle: Mutex<VecDeque<Idle>>,
-    idle_timeout: Duration,
-}
-
-#[derive(Debug)]
-struct Idle {
-    stream: TcpStream,
-    since: Instant,
-}
-
-impl Pool {
-    /// The most recently used connection still open, if any.
-    fn take(&self) -> Option<TcpStream> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(Idle { stream, since }) = idle.pop_back() {
-            if since.elapsed() >= self.idle_timeout {
-                // Everything older is older still.
-                idle.clear();
-                return None;
-            }
-            // An idle connection has nothing to say: if it is readable, the
-            // server closed it (or broke protocol).
-            let mut probe = [0u8; 1];
-            match stream.try_read(&mut probe) {
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Some(stream),
-                _ => continue,
-            }
-        }
-        None
-    }
-
-    fn put(&self, stream: TcpStream) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() >= MAX_IDLE {
-            idle.pop_front();
-        }
-        idle.push_back(Idle {
-            stream,
-            since: Instant::now(),
-        });
     }
 }
 

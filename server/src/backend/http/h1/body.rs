@@ -11,7 +11,8 @@ use futures_util::Stream;
 use tokio::net::TcpStream;
 
 use super::head::{Chunked, Framing};
-use super::{H1Error, Pool, READ_SIZE};
+use super::pool::Pool;
+use super::{H1Error, READ_SIZE};
 
 /// The longest chunk-size or trailer line accepted.
 const MAX_LINE: usize = 4 * 1024;
@@ -279,9 +280,6 @@ fn chunk_size(line: &[u8]) -> Result<u64, H1Error> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
-    use std::sync::Mutex;
-
     use super::*;
 
     fn body(framing: Framing) -> H1Body {
@@ -290,10 +288,7 @@ mod tests {
             buffer: BytesMut::new(),
             framing,
             reusable: true,
-            pool: Arc::new(Pool {
-                idle: Mutex::new(VecDeque::new()),
-                idle_timeout: Duration::from_secs(1),
-            }),
+            pool: Pool::new(Duration::from_secs(1)),
             ended: false,
         }
     }
