@@ -1,5 +1,9 @@
 //! Connections kept between answers, newest last: taken back for the next
-//! request, closed once idle past the timeout or when too many wait.
+//! request, closed once idle past the timeout. As with reqwest's pool, there
+//! is no cap: the pool never holds more connections than were open at once
+//! a moment before, and a burst of new streams reusing them does not have to
+//! open as many new connections at once (10,000 at once overflowed the
+//! upstream's accept queue, and its SYN retransmits cost seconds).
 
 use std::collections::VecDeque;
 use std::io;
@@ -9,9 +13,6 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-
-/// Idle connections kept per upstream (each is a file descriptor).
-const MAX_IDLE: usize = 1024;
 
 #[derive(Debug)]
 pub(super) struct Pool {
@@ -62,9 +63,6 @@ impl Pool {
     pub(super) fn put(self: &Arc<Self>, stream: TcpStream) {
         {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() >= MAX_IDLE {
-                idle.pop_front();
-            }
             idle.push_back(Idle {
                 stream,
                 since: Instant::now(),
