@@ -32,6 +32,20 @@ pub async fn run_concurrent(
     stream_duration: Duration,
     prompt: &str,
 ) -> Summary {
+    let (records, wall) =
+        concurrent_records(target, http, concurrency, rounds, stream_duration, prompt).await;
+    Summary::of(&records, wall)
+}
+
+/// [`run_concurrent`]'s streams, one record each, and the time they took.
+pub async fn concurrent_records(
+    target: &Target,
+    http: &[reqwest::Client],
+    concurrency: usize,
+    rounds: usize,
+    stream_duration: Duration,
+    prompt: &str,
+) -> (Vec<StreamRecord>, Duration) {
     let started = Instant::now();
     // A JoinSet aborts its tasks when dropped: a run given up on (see the
     // bench's time bound) leaves no client behind to load the next one.
@@ -54,7 +68,7 @@ pub async fn run_concurrent(
         });
     }
     let records: Vec<StreamRecord> = clients.join_all().await.into_iter().flatten().collect();
-    Summary::of(&records, started.elapsed())
+    (records, started.elapsed())
 }
 
 /// A pause of a uniformly random part of a millisecond before each stream.

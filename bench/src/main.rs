@@ -28,7 +28,7 @@ use serde_json::json;
 use crate::paths::{PathKind, Target};
 use crate::processes::{LITELLM_KEY, Service, wait_ready};
 use crate::report::{Alone, EmbeddedRow, Idle, Results, Saturation, SaturationRun};
-use crate::stats::{Summary, ms};
+use crate::stats::{StreamRecord, Summary, ms};
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmark llm-chat against the direct path and LiteLLM")]
@@ -154,6 +154,8 @@ struct Plan {
     embedded_tokens: usize,
     /// Streams each client runs back to back in a TTFT run (the first warms up).
     rounds: usize,
+    /// Turns the TTFT rows of one level are run in (see `relay_rows`).
+    turns: usize,
     litellm: bool,
     embedded: bool,
     /// The history the database rows are measured over.
@@ -182,6 +184,13 @@ impl Plan {
             return self.rounds;
         }
         (1000 / level.max(1)).clamp(8, 32) + 1
+    }
+
+    /// Streams each client runs in one turn: the level's timed streams
+    /// shared out over the turns, plus the turn's own warm-up stream.
+    fn rounds_per_turn(&self, level: usize) -> usize {
+        let timed = self.rounds_at(level, PathKind::GenerateStream) - 1;
+        timed.div_ceil(self.turns) + 1
     }
 
     fn from(args: &Args) -> Self {
@@ -241,6 +250,7 @@ impl Plan {
             litellm_idle_streams,
             embedded_tokens,
             rounds: if args.smoke { 2 } else { 4 },
+            turns: if args.smoke { 1 } else { 3 },
             litellm: (if args.quick || args.smoke {
                 args.litellm
             } else {
@@ -488,38 +498,68 @@ async fn relay_rows(
     } else {
         &[]
     };
+    let count = targets.len();
     for &level in levels {
-        for index in 0..targets.len() {
-            let kind = targets[index].kind;
-            // A row starts on a quiet machine: a peer still working for
-            // clients that left (LiteLLM does not stop) is restarted.
-            let (restarted, busy) = quiet_machine(args, work, &fake, &mut gateways).await?;
-            if restarted {
-                gateways.point(&mut targets);
+        // Each path's streams at this level are run in turns: every turn
+        // runs each path once, starting with another one, so a slow spell
+        // of the machine falls on all paths alike. Run as one block each,
+        // the same build's added p50 at 100 streams moved between +0.4 and
+        // +1.9 ms from one run to the next. LiteLLM, minutes a block, runs
+        // its streams in the first turn only.
+        let turns = plan.turns;
+        let mut records: Vec<Vec<StreamRecord>> = vec![Vec::new(); count];
+        let mut walls = vec![Duration::ZERO; count];
+        let mut alone = vec![Alone::default(); count];
+        for turn in 0..turns {
+            for index in (0..count).map(|i| (i + turn) % count) {
+                let kind = targets[index].kind;
+                if kind.is_litellm() && turn > 0 {
+                    continue;
+                }
+                // A row starts on a quiet machine: a peer still working for
+                // clients that left (LiteLLM does not stop) is restarted.
+                let (restarted, busy) = quiet_machine(args, work, &fake, &mut gateways).await?;
+                if restarted {
+                    gateways.point(&mut targets);
+                }
+                // The gateways this row does not go through.
+                let others = gateways.others(kind);
+                let load_before = processes::load_average();
+                let others_before = processes::cpu_of(&others);
+                let target = &targets[index];
+                say(&format!(
+                    "TTFT: {level} streams on {} (turn {}/{turns})",
+                    target.kind.label(),
+                    turn + 1
+                ));
+                let rounds = if kind.is_litellm() {
+                    plan.rounds_at(level, kind)
+                } else {
+                    plan.rounds_per_turn(level)
+                };
+                let (run, wall) = bounded_records(load::concurrent_records(
+                    target,
+                    std::slice::from_ref(&client),
+                    level,
+                    rounds,
+                    stream_duration,
+                    "Tell me a story",
+                ))
+                .await;
+                records[index].extend(run);
+                walls[index] += wall;
+                alone[index].add(Alone {
+                    load_before,
+                    others_cpu_seconds: processes::cpu_of(&others) - others_before,
+                    busy_before: busy,
+                    restarted,
+                });
+                clear_events(&fake).await;
             }
-            // The gateways this row does not go through.
-            let others = gateways.others(kind);
-            let load_before = processes::load_average();
-            let others_before = processes::cpu_of(&others);
-            let target = &targets[index];
-            say(&format!("TTFT: {level} streams on {}", target.kind.label()));
-            let summary = bounded(load::run_concurrent(
-                target,
-                std::slice::from_ref(&client),
-                level,
-                plan.rounds_at(level, target.kind),
-                stream_duration,
-                "Tell me a story",
-            ))
-            .await;
-            results.alone[index].push(Alone {
-                load_before,
-                others_cpu_seconds: processes::cpu_of(&others) - others_before,
-                busy_before: busy,
-                restarted,
-            });
-            results.latency[index].push(summary);
-            clear_events(&fake).await;
+        }
+        for index in 0..count {
+            results.latency[index].push(Summary::of(&records[index], walls[index]));
+            results.alone[index].push(std::mem::take(&mut alone[index]));
         }
     }
 
@@ -908,6 +948,20 @@ async fn wait_for_upstream_to_close(fake: &Service) {
 
 /// A run that takes too long counts as errors rather than hanging the
 /// bench; its clients are stopped with it.
+/// [`bounded`] for a run's records: a run given up on is one failed stream.
+async fn bounded_records(
+    run: impl Future<Output = (Vec<StreamRecord>, Duration)>,
+) -> (Vec<StreamRecord>, Duration) {
+    const BOUND: Duration = Duration::from_secs(600);
+    tokio::time::timeout(BOUND, run).await.unwrap_or_else(|_| {
+        let failed = StreamRecord {
+            error: Some(format!("the run did not finish within {BOUND:?}")),
+            ..StreamRecord::default()
+        };
+        (vec![failed], BOUND)
+    })
+}
+
 async fn bounded(run: impl Future<Output = Summary>) -> Summary {
     const BOUND: Duration = Duration::from_secs(600);
     tokio::time::timeout(BOUND, run)
@@ -1217,23 +1271,29 @@ fn describe(results: &mut Results, plan: &Plan, args: &Args) {
         (
             "TTFT runs".into(),
             format!(
-                "{} tokens per stream, {} ms apart; at each of {:?} concurrent streams, that many clients each run {} streams back to back \
-                 (the first, warming the connection pools, not counted), their starts spread over one stream's duration \
-                 and each stream after a random pause under 1 ms (so no path starts its streams at a fixed phase of the upstream's millisecond timer)",
+                "{} tokens per stream, {} ms apart; at each of {:?} concurrent streams, that many clients run streams back to back, \
+                 in {} turns that take every path once each, starting with another path each turn (LiteLLM in the first only); \
+                 in a turn each client runs {} streams (the first, warming the connection pools, not counted){}, \
+                 their starts spread over one stream's duration and each stream after a random pause under 1 ms \
+                 (so no path starts its streams at a fixed phase of the upstream's millisecond timer)",
                 plan.tokens,
                 plan.token_delay_ms,
                 plan.concurrencies,
+                plan.turns,
                 plan.concurrencies
                     .iter()
-                    .map(|&level| plan.rounds_at(level, PathKind::GenerateStream).to_string())
+                    .map(|&level| plan.rounds_per_turn(level).to_string())
                     .collect::<Vec<_>>()
-                    .join(" / ")
-                    + if plan.litellm && plan.mode == "full" {
-                        format!(" ({} on LiteLLM)", plan.rounds)
-                    } else {
-                        String::new()
-                    }
-                    .as_str()
+                    .join(" / "),
+                if plan.litellm && plan.mode == "full" {
+                    format!(
+                        "; LiteLLM's clients run {} in its one turn ({} at 1,000 streams)",
+                        plan.rounds,
+                        plan.rounds_at(1000, PathKind::LiteLlm)
+                    )
+                } else {
+                    String::new()
+                }
             ),
         ),
         (

@@ -45,6 +45,21 @@ pub struct Alone {
 }
 
 impl Alone {
+    /// Folds in another turn of the same row.
+    pub fn add(&mut self, turn: Alone) {
+        self.load_before = match (self.load_before, turn.load_before) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.others_cpu_seconds += turn.others_cpu_seconds;
+        for name in turn.busy_before {
+            if !self.busy_before.contains(&name) {
+                self.busy_before.push(name);
+            }
+        }
+        self.restarted |= turn.restarted;
+    }
+
     /// Another process used more than 5% of a core while the row ran, or
     /// one was still busy when it began.
     pub fn was_alone(&self, wall: std::time::Duration) -> bool {
