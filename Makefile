@@ -132,7 +132,7 @@ litellm: .venv/.litellm-$(LITELLM_VERSION)
 bench: build litellm ## Full benchmark (minutes): rewrites BENCHMARKS.md and doc/bench-ttft.svg
 	ulimit -n $$(ulimit -Hn) && target/release/llm-chat-bench
 
-bench-quick: build ## Benchmark in under a minute (no LiteLLM unless BENCH_ARGS=--litellm)
+bench-quick: build ## Benchmark in a few minutes (no LiteLLM unless BENCH_ARGS=--litellm; --only, --levels, --paths pick parts)
 	ulimit -n $$(ulimit -Hn) && target/release/llm-chat-bench --quick $(BENCH_ARGS)
 
 lint: setup ## rustfmt check, clippy with warnings as errors (host and WASM)

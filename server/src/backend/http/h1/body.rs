@@ -147,7 +147,8 @@ impl H1Body {
                 Err(_) => return,
             }
         }
-        if tokio::runtime::Handle::try_current().is_err() {
+        // A connection that cannot be kept is simply closed.
+        if !self.reusable || tokio::runtime::Handle::try_current().is_err() {
             return;
         }
         tokio::spawn(async move {
