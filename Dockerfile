@@ -5,7 +5,7 @@ WORKDIR /src
 COPY rust-toolchain.toml ./
 RUN rustup toolchain install
 RUN apt-get update && apt-get install -y --no-install-recommends \
-        nodejs npm cmake clang libclang-dev python3-pip \
+        nodejs npm cmake clang libclang-dev python3-pip zopfli \
     && rm -rf /var/lib/apt/lists/*
 COPY . .
 # The same pinned tools as `make setup` (wasm-bindgen-cli matches Cargo.lock).
@@ -14,7 +14,7 @@ RUN cargo install cargo-leptos --version 0.3.11 --locked \
     && cd end2end && npm ci --no-audit --no-fund
 ENV PATH="/src/end2end/node_modules/.bin:${PATH}"
 RUN cd end2end && node build-highlighter.mjs
-RUN cargo leptos build --release --precompress
+RUN cargo leptos build --release --precompress && scripts/recompress-gzip.sh target/site
 # The embedded models, so the image chats even without Ollama.
 RUN LLM_CHAT_MODELS_DIR=/src/models scripts/fetch-model.sh
 

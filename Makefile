@@ -22,7 +22,7 @@ MODEL ?= llama3.2
 SERVER_BIN := target/release/llm-chat
 FAKE_BIN := target/release/fake-ollama
 
-.PHONY: help setup toolchain cargo-leptos wasm-bindgen node-modules chromium llama-build-deps model \
+.PHONY: help setup toolchain cargo-leptos wasm-bindgen node-modules chromium zopfli llama-build-deps model \
         highlighter build run test test-rust bench-smoke e2e e2e-only bench bench-quick litellm lint coverage openapi \
         run-ollama stop-ollama download-model clean
 
@@ -31,7 +31,7 @@ help: ## Show the targets
 
 # ---------------------------------------------------------------- setup
 
-setup: toolchain cargo-leptos wasm-bindgen node-modules chromium llama-build-deps model ## Install every tool, and the default model
+setup: toolchain cargo-leptos wasm-bindgen node-modules chromium zopfli llama-build-deps model ## Install every tool, and the default model
 
 toolchain:
 	@rustup toolchain install >/dev/null 2>&1 || rustup toolchain install
@@ -61,6 +61,13 @@ chromium:
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+# The build's gzip copies of the web assets (scripts/recompress-gzip.sh).
+zopfli:
+	@if ! command -v zopfli >/dev/null; then \
+	  echo "Installing zopfli for the web assets' gzip copies"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq zopfli >/dev/null; \
+	fi
+
 # llama-cpp-sys-2 builds llama.cpp with cmake and generates its bindings with libclang.
 llama-build-deps:
 	@if ! command -v cmake >/dev/null || ! command -v clang >/dev/null \
@@ -86,9 +93,11 @@ highlighter: node-modules
 # the server cargo-leptos just built, so its dependencies (llama.cpp among
 # them) are reused. Naming single packages would compile them all again.
 # --precompress writes .br and .gz beside each web asset once, at build time,
-# instead of compressing them again on every request.
+# instead of compressing them again on every request; zopfli then remakes the
+# .gz copies smaller (seconds).
 build: setup highlighter ## Release build: the server, its web assets, fake-ollama and the benchmark
 	cargo leptos build --release --precompress
+	scripts/recompress-gzip.sh target/site
 	cargo build --release
 
 run: build ## Serve the API and the chat at http://127.0.0.1:3000

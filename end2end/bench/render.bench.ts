@@ -135,6 +135,14 @@ test('render cost per token over a long Markdown answer', async ({ page }) => {
   const streamingTasks: number[] = raw.longTasks
     .filter((task: { start: number }) => task.start >= sentAt)
     .map((task: { ms: number }) => task.ms);
+  // When each happened: after the send, and how many tokens had arrived.
+  const taskTimes = raw.longTasks
+    .filter((task: { start: number }) => task.start >= sentAt)
+    .map((task: { start: number; ms: number }) => ({
+      after_send_ms: Math.round(task.start - sentAt),
+      tokens_before: raw.tokens.filter((token: { at: number }) => token.at < task.start).length,
+      ms: Math.round(task.ms),
+    }));
   const sorted = [...perToken].sort((a, b) => a - b);
   const early = perToken.slice(50, 250);
   const late = perToken.slice(-200);
@@ -150,6 +158,7 @@ test('render cost per token over a long Markdown answer', async ({ page }) => {
     frames: raw.frames.length,
     long_tasks: streamingTasks.length,
     longest_task_ms: Math.max(0, ...streamingTasks),
+    long_task_times: taskTimes,
     load_to_interactive_ms: hydratedAt,
   };
   console.log(JSON.stringify(result));
