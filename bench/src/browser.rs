@@ -21,7 +21,40 @@ pub struct RenderRun {
     pub frames: usize,
     pub long_tasks: usize,
     pub longest_task_ms: f64,
+    /// When each long task happened, so one can be traced to its cause.
+    #[serde(default)]
+    pub long_task_times: Vec<LongTask>,
     pub load_to_interactive_ms: f64,
+}
+
+/// A main-thread task over 50 ms while the answer streamed.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LongTask {
+    pub after_send_ms: f64,
+    /// Tokens that had arrived when it began.
+    pub tokens_before: usize,
+    pub ms: f64,
+}
+
+/// How many long tasks, and each one's length and moment.
+fn long_tasks(render: &RenderRun) -> String {
+    let moments: Vec<String> = render
+        .long_task_times
+        .iter()
+        .map(|task| {
+            format!(
+                "{:.0} ms, {:.1} s after the send, after token {}",
+                task.ms,
+                task.after_send_ms / 1000.0,
+                task.tokens_before
+            )
+        })
+        .collect();
+    if moments.is_empty() {
+        render.long_tasks.to_string()
+    } else {
+        format!("{} ({})", render.long_tasks, moments.join("; "))
+    }
 }
 
 /// A file of the bundle as the server sends it.
@@ -188,10 +221,7 @@ impl PageRows {
                     format!("{:.3} ms", render.late_mean_ms),
                 ),
                 ("frames rendered", render.frames.to_string()),
-                (
-                    "long tasks (> 50 ms) while it streams",
-                    render.long_tasks.to_string(),
-                ),
+                ("long tasks (> 50 ms) while it streams", long_tasks(render)),
                 (
                     "load to interactive (hydrated), loopback",
                     format!("{:.0} ms", render.load_to_interactive_ms),
