@@ -14,7 +14,7 @@ RUN cargo install cargo-leptos --version 0.3.11 --locked \
     && cd end2end && npm ci --no-audit --no-fund
 ENV PATH="/src/end2end/node_modules/.bin:${PATH}"
 RUN cd end2end && node build-highlighter.mjs
-RUN cargo leptos build --release --precompress && scripts/recompress-gzip.sh target/site
+RUN cargo leptos build --release --precompress --split && scripts/recompress-gzip.sh target/site
 # The embedded models, so the image chats even without Ollama.
 RUN LLM_CHAT_MODELS_DIR=/src/models scripts/fetch-model.sh
 

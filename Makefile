@@ -94,9 +94,10 @@ highlighter: node-modules
 # them) are reused. Naming single packages would compile them all again.
 # --precompress writes .br and .gz beside each web asset once, at build time,
 # instead of compressing them again on every request; zopfli then remakes the
-# .gz copies smaller (seconds).
+# .gz copies smaller (seconds). --split puts each `#[lazy]` function of the
+# page (the settings and Models panels) in a WASM file of its own.
 build: setup highlighter ## Release build: the server, its web assets, fake-ollama and the benchmark
-	cargo leptos build --release --precompress
+	cargo leptos build --release --precompress --split
 	scripts/recompress-gzip.sh target/site
 	cargo build --release
 

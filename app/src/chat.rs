@@ -11,6 +11,7 @@ mod conversation;
 mod location;
 mod message_list;
 mod model_picker;
+mod panels;
 mod preferences;
 mod reasoning;
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
@@ -26,12 +27,11 @@ use leptos::prelude::*;
 use self::composer::Composer;
 use self::message_list::MessageList;
 use self::model_picker::{ModelPicker, current_model};
+use self::panels::{LazyModelsPanel, LazySettingsPanel};
 use self::session::Session;
-use self::settings::SettingsPanel;
 use self::sidebar::{Route, Sidebar, open};
 use crate::api::{Conversation, ModelList};
 use crate::data::{load_conversation, load_conversations, load_models};
-use crate::models::ModelsPanel;
 
 /// The conversation the server was asked for, given to the render so the
 /// first HTML shows it (the browser reads the same from its address).
@@ -248,10 +248,10 @@ fn ChatColumn(
             <NewChatButton session />
         </header>
         <Show when=move || settings_open.get()>
-            <SettingsPanel session open=settings_open />
+            <LazySettingsPanel session open=settings_open />
         </Show>
         <Show when=move || models_open.get()>
-            <ModelsPanel models />
+            <LazyModelsPanel models />
         </Show>
         {problem.map(|problem| view! { <p class="banner" role="alert" data-testid="error">{problem}</p> })}
         <ModelsProblem models />

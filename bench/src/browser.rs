@@ -99,36 +99,66 @@ pub async fn measure(root: &Path, tokens: usize, rate: u32) -> Result<PageRows, 
     })
 }
 
-/// The bundle's files, with the compressed copies made at build time.
+/// The bundle's files, with the compressed copies made at build time: what
+/// the first load fetches, then what is fetched later (the highlighter on
+/// the first code block; the settings and Models panels' split-off WASM the
+/// first time one opens), each kind summed over its files.
 fn bundle(site: &Path) -> Vec<BundleFile> {
-    let kinds: [(&'static str, &str, &str); 4] = [
-        ("WASM", "pkg", ".wasm"),
-        ("JavaScript glue", "pkg", ".js"),
-        ("CSS", "pkg", ".css"),
+    let kinds: [(&'static str, &str, &[&str], &str); 5] = [
+        ("WASM", "pkg", &["llm-chat."], ".wasm"),
+        // wasm-bindgen's glue, and the split loader it imports.
+        (
+            "JavaScript glue",
+            "pkg",
+            &["llm-chat.", "__wasm_split."],
+            ".js",
+        ),
+        ("CSS", "pkg", &["llm-chat."], ".css"),
         (
             "highlighter (loaded on the first code block)",
             "vendor",
+            &["highlight."],
             ".js",
+        ),
+        (
+            "panels' WASM (loaded when one first opens)",
+            "pkg",
+            &["split_", "chunk_"],
+            ".wasm",
         ),
     ];
     let size = |path: &Path| std::fs::metadata(path).ok().map(|m| m.len());
     kinds
         .into_iter()
-        .filter_map(|(what, dir, extension)| {
-            let file = std::fs::read_dir(site.join(dir))
+        .filter_map(|(what, dir, prefixes, extension)| {
+            let files: Vec<_> = std::fs::read_dir(site.join(dir))
                 .ok()?
                 .flatten()
                 .map(|entry| entry.path())
-                .find(|path| {
-                    path.to_string_lossy().ends_with(extension)
-                        && !path.to_string_lossy().ends_with(".d.ts")
-                })?;
-            let with = |suffix: &str| size(Path::new(&format!("{}{suffix}", file.display())));
+                .filter(|path| {
+                    let name = path
+                        .file_name()
+                        .map_or(String::new(), |name| name.to_string_lossy().into_owned());
+                    prefixes.iter().any(|prefix| name.starts_with(prefix))
+                        && name.ends_with(extension)
+                        && !name.ends_with(".d.ts")
+                })
+                .collect();
+            if files.is_empty() {
+                return None;
+            }
+            // A compressed size is given only when every file has that copy.
+            let total = |suffix: &str| -> Option<u64> {
+                files
+                    .iter()
+                    .map(|file| size(Path::new(&format!("{}{suffix}", file.display()))))
+                    .sum()
+            };
             Some(BundleFile {
                 what,
-                raw: size(&file)?,
-                gzip: with(".gz"),
-                brotli: with(".br"),
+                raw: total("")?,
+                gzip: total(".gz"),
+                brotli: total(".br"),
             })
         })
         .collect()

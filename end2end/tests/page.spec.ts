@@ -50,3 +50,32 @@ test('every control has a label', async ({ page }) => {
   await expect(page.getByTestId('clear-button')).toHaveAccessibleName('New chat');
   await expect(page.getByRole('button', { name: 'Send' })).toBeVisible();
 });
+
+test('the settings and Models panels are fetched the first time they open, not with the page', async ({ page }) => {
+  const fetched: string[] = [];
+  page.on('request', (request) => fetched.push(new URL(request.url()).pathname));
+  await openChat(page);
+  await page.waitForLoadState('networkidle');
+  const panels = () => fetched.filter((path) => path.includes('/split_'));
+  expect(fetched.some((path) => /\/pkg\/llm-chat\.[^/]+\.wasm$/.test(path))).toBe(true);
+  expect(panels()).toEqual([]);
+
+  // Its own file, kept a year as the bundle's other files are.
+  const settingsCode = page.waitForResponse((response) => response.url().includes('/split_settings_panel'));
+  await page.getByTestId('settings-button').click();
+  await expect(page.getByTestId('settings-panel')).toBeVisible();
+  expect((await settingsCode).headers()['cache-control']).toBe('public, max-age=31536000, immutable');
+  expect(panels()).toEqual([expect.stringMatching(/\/pkg\/split_settings_panel_[^/]+\.wasm$/)]);
+
+  await page.getByTestId('models-button').click();
+  await expect(page.getByTestId('models-panel')).toBeVisible();
+  expect(panels()).toHaveLength(2);
+  expect(panels()[1]).toMatch(/\/pkg\/split_models_panel_[^/]+\.wasm$/);
+
+  // Closed and opened again: already loaded, nothing fetched.
+  await page.getByTestId('settings-button').click();
+  await expect(page.getByTestId('settings-panel')).toBeHidden();
+  await page.getByTestId('settings-button').click();
+  await expect(page.getByTestId('settings-panel')).toBeVisible();
+  expect(panels()).toHaveLength(2);
+});

@@ -35,13 +35,28 @@ impl Assets {
     }
 
     /// Reads `hash_file` (`js: <hash>` lines, one per kind; without one,
-    /// the unhashed names of a development build) and finds the
-    /// highlighter (`vendor/highlight.<hash>.js`) under `site_root`.
+    /// the unhashed names of a development build), finds the highlighter
+    /// (`vendor/highlight.<hash>.js`) under `site_root`, and the split-off
+    /// WASM files the split loader names (each named by its content too).
     pub fn load(output_name: &str, hash_file: Option<&Path>, site_root: &Path) -> Self {
         let hashes = hash_file
             .and_then(|path| std::fs::read_to_string(path).ok())
             .unwrap_or_default();
         let mut assets = Self::parse(output_name, &hashes);
+        let loaders: Vec<String> = assets
+            .hashed
+            .iter()
+            .filter(|path| path.starts_with(SPLIT_LOADER_PREFIX))
+            .cloned()
+            .collect();
+        for loader in loaders {
+            let Ok(script) = std::fs::read_to_string(site_root.join(&loader[1..])) else {
+                continue;
+            };
+            assets
+                .hashed
+                .extend(split_files(&script).map(|name| format!("/pkg/{name}")));
+        }
         let vendored = std::fs::read_dir(site_root.join("vendor"))
             .into_iter()
             .flatten()
@@ -68,10 +83,17 @@ impl Assets {
                 continue;
             };
             let (kind, hash) = (kind.trim(), hash.trim());
-            if !matches!(kind, "js" | "wasm" | "css") || hash.is_empty() {
+            if hash.is_empty() {
                 continue;
             }
-            let path = format!("/pkg/{output_name}.{hash}.{kind}");
+            let path = match kind {
+                "js" | "wasm" | "css" => format!("/pkg/{output_name}.{hash}.{kind}"),
+                // cargo-leptos --split: the loader of the split-off files,
+                // and their manifest.
+                "split" => format!("{SPLIT_LOADER_PREFIX}{hash}.js"),
+                "manifest" => format!("/pkg/__wasm_split_manifest.{hash}.json"),
+                _ => continue,
+            };
             if kind == "css" {
                 assets.stylesheet = path.clone();
             }
@@ -100,6 +122,20 @@ impl Assets {
     }
 }
 
+/// Where cargo-leptos `--split` puts the script that fetches the split-off
+/// WASM files (followed by its hash and `.js`).
+const SPLIT_LOADER_PREFIX: &str = "/pkg/__wasm_split.";
+
+/// The WASM files a split loader fetches: the `"./<name>.wasm"` it names,
+/// which cargo-leptos renamed after their content as it did the loader.
+fn split_files(script: &str) -> impl Iterator<Item = &str> {
+    script.split("\"./").skip(1).filter_map(|rest| {
+        let name = &rest[..rest.find('"')?];
+        let plain = !name.is_empty() && !name.contains(['/', '\\']);
+        (plain && name.ends_with(".wasm")).then_some(name)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +151,41 @@ mod tests {
         assert_eq!(assets.cache_control("/pkg/llm-chat.js"), REVALIDATE);
         assert_eq!(assets.cache_control("/favicon.svg"), REVALIDATE);
         assert_eq!(assets.stylesheet(), "/pkg/llm-chat.GhI.css");
+    }
+
+    #[test]
+    fn the_split_off_files_a_hashed_loader_names_are_kept_for_a_year() {
+        let site = std::env::temp_dir().join(format!("llm-chat-assets-{}", std::process::id()));
+        std::fs::create_dir_all(site.join("pkg")).unwrap();
+        std::fs::write(
+            site.join("pkg/__wasm_split.LoAd.js"),
+            "import { initSync } from \"./llm-chat.AbC.js\";\n\
+             const src = fetch(new URL(\"./chunk_3.Xy.wasm\", import.meta.url));\n\
+             const other = fetch(new URL(\"./split_panel_12.Zw.wasm\", import.meta.url));\n\
+             const odd = \"./../escape.wasm\";\n",
+        )
+        .unwrap();
+        let hash_file = site.join("hash.txt");
+        std::fs::write(&hash_file, format!("{HASHES}split: LoAd\nmanifest: MaN\n")).unwrap();
+        let assets = Assets::load("llm-chat", Some(&hash_file), &site);
+        std::fs::remove_dir_all(&site).unwrap();
+
+        for kept in [
+            "/pkg/__wasm_split.LoAd.js",
+            "/pkg/__wasm_split_manifest.MaN.json",
+            "/pkg/chunk_3.Xy.wasm",
+            "/pkg/split_panel_12.Zw.wasm",
+            "/pkg/llm-chat.dEf.wasm",
+        ] {
+            assert_eq!(assets.cache_control(kept), IMMUTABLE, "{kept}");
+        }
+        // Named in it but not a plain file of pkg, or not WASM: not vouched for.
+        assert_eq!(assets.cache_control("/escape.wasm"), REVALIDATE);
+        assert_eq!(
+            assets.cache_control("/pkg/llm-chat.AbC.js.wasm"),
+            REVALIDATE
+        );
+        assert_eq!(assets.cache_control("/pkg/split_panel_12.wasm"), REVALIDATE);
     }
 
     #[test]
