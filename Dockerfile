@@ -14,7 +14,9 @@ RUN cargo install cargo-leptos --version 0.3.11 --locked \
     && cd end2end && npm ci --no-audit --no-fund
 ENV PATH="/src/end2end/node_modules/.bin:${PATH}"
 RUN cd end2end && node build-highlighter.mjs
-RUN cargo leptos build --release --precompress --split && scripts/recompress-gzip.sh target/site
+# The web assets by the WASM's own toolchain (see the script), then the server.
+RUN scripts/build-web.sh install && scripts/build-web.sh \
+    && cargo leptos build --release --server-only
 # The embedded models, so the image chats even without Ollama.
 RUN LLM_CHAT_MODELS_DIR=/src/models scripts/fetch-model.sh
 

@@ -33,8 +33,11 @@ help: ## Show the targets
 
 setup: toolchain cargo-leptos wasm-bindgen node-modules chromium zopfli llama-build-deps model ## Install every tool, and the default model
 
+# The stable toolchain of rust-toolchain.toml, and the nightly the WASM is
+# built by (scripts/build-web.sh says why).
 toolchain:
 	@rustup toolchain install >/dev/null 2>&1 || rustup toolchain install
+	@scripts/build-web.sh install
 
 cargo-leptos: toolchain
 	@if [ "$$(cargo leptos --version 2>/dev/null)" != "cargo-leptos $(CARGO_LEPTOS_VERSION)" ]; then \
@@ -89,16 +92,13 @@ model:
 highlighter: node-modules
 	@cd end2end && node build-highlighter.mjs
 
-# The second step builds every host crate at once: features then unify as in
-# the server cargo-leptos just built, so its dependencies (llama.cpp among
-# them) are reused. Naming single packages would compile them all again.
-# --precompress writes .br and .gz beside each web asset once, at build time,
-# instead of compressing them again on every request; zopfli then remakes the
-# .gz copies smaller (seconds). --split puts each `#[lazy]` function of the
-# page (the settings and Models panels) in a WASM file of its own.
+# The web assets first (scripts/build-web.sh), then the server. The last
+# step builds every host crate at once: features then unify as in the server
+# cargo-leptos just built, so its dependencies (llama.cpp among them) are
+# reused. Naming single packages would compile them all again.
 build: setup highlighter ## Release build: the server, its web assets, fake-ollama and the benchmark
-	cargo leptos build --release --precompress --split
-	scripts/recompress-gzip.sh target/site
+	scripts/build-web.sh
+	cargo leptos build --release --server-only
 	cargo build --release
 
 run: build ## Serve the API and the chat at http://127.0.0.1:3000

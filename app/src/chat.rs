@@ -3,6 +3,7 @@
 //! comes from the address (`/` or `/c/{id}`); the server renders it whole in
 //! the first HTML, and the browser opens others without reloading.
 
+mod answer;
 mod composer;
 // Parts of the conversation are only driven in the browser.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
@@ -70,6 +71,7 @@ pub fn ChatPage() -> impl IntoView {
     let chosen = RwSignal::new(String::new());
     let input = RwSignal::new(String::new());
     let hydrated = RwSignal::new(false);
+    let renderer = answer::preload();
     let sidebar_open = RwSignal::new(false);
     let shown = RwSignal::new(None::<String>);
 
@@ -91,11 +93,13 @@ pub fn ChatPage() -> impl IntoView {
     });
 
     view! {
-        // `data-hydrated` tells tests (and curious people) the page is live.
+        // `data-hydrated` tells tests (and curious people) the page is live,
+        // `data-renderer` that the answers' renderer has arrived too.
         <div
             class="chat"
             class:sidebar-open=move || sidebar_open.get()
             data-hydrated=move || hydrated.get().then_some("true")
+            data-renderer=move || renderer.get().then_some("ready")
         >
             <Sidebar conversations search route shown=shown.into() list_changed />
             <div class="conversation">
@@ -247,12 +251,10 @@ fn ChatColumn(
             </PanelToggle>
             <NewChatButton session />
         </header>
-        <Show when=move || settings_open.get()>
-            <LazySettingsPanel session open=settings_open />
-        </Show>
-        <Show when=move || models_open.get()>
-            <LazyModelsPanel models />
-        </Show>
+        // Plain `Option`s rather than `<Show>`, whose code costs the first
+        // load several KB of WASM each (so throughout the page's first load).
+        {move || settings_open.get().then(|| view! { <LazySettingsPanel session open=settings_open /> })}
+        {move || models_open.get().then(|| view! { <LazyModelsPanel models /> })}
         {problem.map(|problem| view! { <p class="banner" role="alert" data-testid="error">{problem}</p> })}
         <ModelsProblem models />
         <MessageList session model input />
@@ -330,16 +332,15 @@ fn NewChatButton(session: Session) -> impl IntoView {
 /// Says a question is being edited: the next one sent goes beside it.
 #[component]
 fn EditingNote(session: Session, input: RwSignal<String>) -> impl IntoView {
+    // Hidden rather than absent: cheaper in WASM than a view built on demand.
     view! {
-        <Show when=move || session.editing.with(Option::is_some)>
-            <p class="editing-note" data-testid="editing-note">
-                "Editing a question: sending puts the new one beside it. "
-                <button type="button" class="link-button" on:click=move |_| {
-                    session.editing.set(None);
-                    input.set(String::new());
-                }>"Cancel"</button>
-            </p>
-        </Show>
+        <p class="editing-note" data-testid="editing-note" hidden=move || session.editing.with(Option::is_none)>
+            "Editing a question: sending puts the new one beside it. "
+            <button type="button" class="link-button" on:click=move |_| {
+                session.editing.set(None);
+                input.set(String::new());
+            }>"Cancel"</button>
+        </p>
     }
 }
 

@@ -6,16 +6,19 @@
 //! images become links (an answer cannot make the browser fetch anything).
 //! [`Incremental`] keeps the blocks no later text can change and re-parses
 //! only the tail, so a token costs the same at the end of a long answer as at
-//! its start. The Leptos side is in [`view`].
+//! its start. The Leptos side is in [`view`]; [`code`] is what a code block
+//! does on the page, whoever rendered it.
 
 mod blocks;
+pub mod code;
 mod incremental;
 mod links;
 mod tree;
-pub mod view;
+mod view;
 
 pub use incremental::{Block, Incremental};
 pub use tree::Node;
+pub use view::markdown_view;
 
 /// The whole of `text` as nodes, parsed afresh: what the incremental
 /// renderer must always agree with. `streaming`: the text is still growing, so

@@ -1,10 +1,14 @@
 // Helpers for driving the chat page the way a person does.
 import { expect, type Page } from '@playwright/test';
 
-/** Opens the chat and waits until the WASM bundle has made it live. */
+/**
+ * Opens the chat and waits until the WASM bundle has made it live and the
+ * answers' renderer, fetched right after, has arrived: the state a person
+ * types in. (markdown.spec holds the renderer back to test the moments before.)
+ */
 export async function openChat(page: Page, url = '/'): Promise<void> {
   await page.goto(url);
-  await expect(page.locator('.chat[data-hydrated="true"]')).toBeVisible();
+  await expect(page.locator('.chat[data-hydrated="true"][data-renderer="ready"]')).toBeVisible();
 }
 
 /** Types a message and sends it with Enter. */

@@ -179,9 +179,11 @@ test('regenerate and edit add versions, switched with ‹ n/m › and remembered
   await question.getByTestId('edit-button').click();
   await expect(page.getByTestId('message-input')).toHaveValue('The question');
   await expect(page.getByTestId('message-input')).toBeFocused();
+  await expect(page.getByTestId('editing-note')).toBeVisible();
   await page.getByTestId('message-input').fill('The better question');
   await page.getByTestId('message-input').press('Enter');
   await waitForAnswer(page);
+  await expect(page.getByTestId('editing-note')).toBeHidden();
   await expect(page.getByTestId('message-user').last().getByTestId('message-text')).toHaveText('The better question');
   await expect(page.getByTestId('message-user').last().getByTestId('branch-position')).toHaveText('2/2');
   await expect(answerText(page)).toHaveText('Edited answer.');

@@ -153,3 +153,55 @@ test('a reloaded conversation shows its answer rendered by the server', async ({
   // Hydration adopted the server's nodes: one table, not two.
   await expect(lastAnswer(page).locator('table')).toHaveCount(1);
 });
+
+test('the page is live before the renderer arrives: server-rendered answers work, new ones show plain', async ({
+  context,
+  page,
+}) => {
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await setBehavior({ reply: ANSWER });
+  await openChat(page);
+  await send(page, 'Compare two languages');
+  await waitForAnswer(page);
+  await expect(page).toHaveURL(/\/c\//);
+
+  // Hold the renderer's WASM back: the page must not wait for it.
+  let release = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let requests = 0;
+  await page.route(/\/pkg\/split_mount_live_answer_[^/]+\.wasm$/, async (route) => {
+    requests += 1;
+    await held;
+    await route.continue();
+  });
+  await page.reload();
+  await expect(page.locator('.chat[data-hydrated="true"]')).toBeVisible();
+  await expect.poll(() => requests).toBe(1);
+  await expect(page.locator('.chat')).not.toHaveAttribute('data-renderer', 'ready');
+
+  // The server's answer, adopted as it came: coloured, and Copy works.
+  const served = page.getByTestId('message-assistant').first();
+  await expect(served.locator('table tbody tr')).toHaveCount(2);
+  await expect(served.locator('pre code .hljs-keyword').first()).toHaveText('fn');
+  await served.getByTestId('copy-code-button').click();
+  await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(CODE);
+  await served.locator('table').evaluate((node) => ((node as any).__served = true));
+
+  // A new answer meanwhile: its text, plain, line breaks kept.
+  const PLAIN = 'First line\n\n- one\n- two';
+  await setBehavior({ reply: PLAIN });
+  await send(page, 'Another');
+  await waitForAnswer(page);
+  expect(await answerText(page).evaluate((node) => node.textContent)).toBe(PLAIN);
+  await expect(lastAnswer(page).locator('li')).toHaveCount(0);
+
+  // The renderer arrives: the new answer becomes Markdown; the server's
+  // answer is left as it was (the very same nodes).
+  release();
+  await expect(page.locator('.chat[data-renderer="ready"]')).toBeVisible();
+  await expect(lastAnswer(page).locator('li')).toHaveText(['one', 'two']);
+  await expect(answerText(page).locator('p')).toHaveText('First line');
+  expect(await served.locator('table').evaluate((node) => (node as any).__served === true)).toBe(true);
+  expect(requests).toBe(1);
+});
+

@@ -56,7 +56,7 @@ test('the settings and Models panels are fetched the first time they open, not w
   page.on('request', (request) => fetched.push(new URL(request.url()).pathname));
   await openChat(page);
   await page.waitForLoadState('networkidle');
-  const panels = () => fetched.filter((path) => path.includes('/split_'));
+  const panels = () => fetched.filter((path) => /\/split_\w+_panel_/.test(path));
   expect(fetched.some((path) => /\/pkg\/llm-chat\.[^/]+\.wasm$/.test(path))).toBe(true);
   expect(panels()).toEqual([]);
 

@@ -4,12 +4,11 @@
 use leptos::html::Div;
 use leptos::prelude::*;
 
+use super::answer::Answer;
 use super::conversation::{Turn, TurnStatus};
-use super::reasoning::Reasoning;
 use super::session::Session;
 use crate::api::Role;
 use crate::clipboard;
-use crate::markdown::view::Markdown;
 
 /// How close to the bottom (px) counts as "following the answer".
 const STICKY_DISTANCE: i32 = 48;
@@ -59,9 +58,9 @@ pub fn MessageList(
 
     view! {
         <div class="messages" node_ref=list>
-            <Show when=move || turns.with(Vec::is_empty)>
-                <p class="empty-hint">"Pick a model, type a message, press Enter."</p>
-            </Show>
+            <p class="empty-hint" hidden=move || !turns.with(Vec::is_empty)>
+                "Pick a model, type a message, press Enter."
+            </p>
             <For
                 each=move || turns.get()
                 key=|turn| turn.id
@@ -150,11 +149,7 @@ fn Bubble(
                     move || status.get().is_pending()
                 });
                 let thinking = turn.thinking.clone();
-                let answer = text.clone();
-                view! {
-                    <Reasoning thinking answer streaming />
-                    <Markdown text streaming />
-                }.into_any()
+                view! { <Answer text thinking streaming /> }.into_any()
             }}
             {move || note().map(|note| view! { <p class="message-note" data-testid="message-note">{note}</p> })}
             {move || {
@@ -180,7 +175,7 @@ fn Actions(
 ) -> impl IntoView {
     let is_user = turn.role == Role::User;
     let position = session.position(&turn);
-    let has_siblings = move || position.get().1 > 1;
+    let has_siblings = Memo::new(move |_| position.get().1 > 1);
     let copy = {
         let text = turn.text.clone();
         move |_| clipboard::copy(&text.get_untracked())
@@ -223,18 +218,23 @@ fn Actions(
                     </button>
                 }.into_any()
             }}
-            <Show when=has_siblings>
-                <span class="branch" role="group" aria-label="Versions">
-                    <button type="button" class="action" data-testid="branch-prev" aria-label="Previous version"
-                        disabled=move || position.get().0 <= 1 on:click=previous.clone()>"‹"</button>
-                    <span data-testid="branch-position">{move || {
-                        let (at, count) = position.get();
-                        format!("{at}/{count}")
-                    }}</span>
-                    <button type="button" class="action" data-testid="branch-next" aria-label="Next version"
-                        disabled=move || { let (at, count) = position.get(); at >= count } on:click=next.clone()>"›"</button>
-                </span>
-            </Show>
+            {move || {
+                has_siblings.get().then(|| {
+                    let (previous, next) = (previous.clone(), next.clone());
+                    view! {
+                        <span class="branch" role="group" aria-label="Versions">
+                            <button type="button" class="action" data-testid="branch-prev" aria-label="Previous version"
+                                disabled=move || position.get().0 <= 1 on:click=previous>"‹"</button>
+                            <span data-testid="branch-position">{move || {
+                                let (at, count) = position.get();
+                                format!("{at}/{count}")
+                            }}</span>
+                            <button type="button" class="action" data-testid="branch-next" aria-label="Next version"
+                                disabled=move || { let (at, count) = position.get(); at >= count } on:click=next>"›"</button>
+                        </span>
+                    }
+                })
+            }}
         </div>
     }
 }

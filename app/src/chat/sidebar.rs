@@ -168,53 +168,58 @@ fn Item(
 
     view! {
         <li class="conversation-item" class:shown=is_shown data-testid="conversation-item">
-            <Show
-                when=move || renaming.get()
-                fallback=move || view! {
-                    <a
-                        href=href.clone()
-                        class="conversation-link"
-                        aria-current=move || is_shown().then_some("page")
-                        on:click=follow
-                    >
-                        {move || title.get()}
-                    </a>
-                    <button
-                        type="button"
-                        class="icon-button small"
-                        data-testid="rename-button"
-                        aria-label="Rename"
-                        title="Rename"
-                        on:click=move |_| renaming.set(true)
-                    >
-                        "✎"
-                    </button>
-                    <button
-                        type="button"
-                        class="icon-button small"
-                        data-testid="delete-button"
-                        aria-label="Delete"
-                        title="Delete"
-                        on:click=delete
-                    >
-                        "×"
-                    </button>
-                }
-            >
-                <input
-                    class="rename"
-                    data-testid="rename-input"
-                    aria-label="New name"
-                    node_ref=rename_input
-                    prop:value=move || title.get_untracked()
-                    on:keydown=move |event: leptos::ev::KeyboardEvent| match event.key().as_str() {
-                        "Enter" => rename(event_target_value(&event)),
-                        "Escape" => renaming.set(false),
-                        _ => {}
+            {move || {
+                if renaming.get() {
+                    view! {
+                        <input
+                            class="rename"
+                            data-testid="rename-input"
+                            aria-label="New name"
+                            node_ref=rename_input
+                            prop:value=move || title.get_untracked()
+                            on:keydown=move |event: leptos::ev::KeyboardEvent| match event.key().as_str() {
+                                "Enter" => rename(event_target_value(&event)),
+                                "Escape" => renaming.set(false),
+                                _ => {}
+                            }
+                            on:blur=move |event| rename(event_target_value(&event))
+                        />
                     }
-                    on:blur=move |event| rename(event_target_value(&event))
-                />
-            </Show>
+                    .into_any()
+                } else {
+                    view! {
+                        <a
+                            href=href.clone()
+                            class="conversation-link"
+                            aria-current=move || is_shown().then_some("page")
+                            on:click=follow
+                        >
+                            {move || title.get()}
+                        </a>
+                        <button
+                            type="button"
+                            class="icon-button small"
+                            data-testid="rename-button"
+                            aria-label="Rename"
+                            title="Rename"
+                            on:click=move |_| renaming.set(true)
+                        >
+                            "✎"
+                        </button>
+                        <button
+                            type="button"
+                            class="icon-button small"
+                            data-testid="delete-button"
+                            aria-label="Delete"
+                            title="Delete"
+                            on:click=delete
+                        >
+                            "×"
+                        </button>
+                    }
+                    .into_any()
+                }
+            }}
         </li>
     }
 }

@@ -1,6 +1,7 @@
 //! The Leptos side of a rendered answer: finished blocks in a keyed list
 //! (mounted once, never rebuilt), the tail rebuilt at most once a frame.
-//! The server renders the same nodes, so hydration adopts its HTML.
+//! The server renders these nodes into the first HTML; in the browser this
+//! code is split off the first load (see `chat::answer`).
 
 use std::sync::Arc;
 
@@ -11,10 +12,7 @@ use leptos::prelude::*;
 use super::{Block, Incremental, Node};
 
 /// An answer's text as Markdown. `streaming`: more text is coming.
-#[component]
-pub fn Markdown(text: ArcRwSignal<String>, streaming: Signal<bool>) -> impl IntoView {
-    // The same first render on the server and in the browser, so the
-    // browser adopts the server's nodes.
+pub fn markdown_view(text: ArcRwSignal<String>, streaming: Signal<bool>) -> AnyView {
     let mut renderer = Incremental::new();
     let first = text.with_untracked(|text| renderer.update(text, streaming.get_untracked()));
     let finished = RwSignal::new(first.finished.into_iter().map(Arc::new).collect::<Vec<_>>());
@@ -63,6 +61,7 @@ pub fn Markdown(text: ArcRwSignal<String>, streaming: Signal<bool>) -> impl Into
             {move || tail.with(|tail| nodes_view(tail, Finished(false)))}
         </div>
     }
+    .into_any()
 }
 
 fn block_key(block: &Arc<Block>) -> u64 {
@@ -125,8 +124,9 @@ fn node_view(node: &Node, finished: Finished) -> AnyView {
     }
 }
 
-/// A code block: its language, a Copy button, and the code, coloured by
-/// the lazily loaded highlighter when `highlight`.
+/// A code block: its language, a Copy button (its clicks are handled where
+/// the answer sits: [`super::code::copy_code`]), and the code, coloured by the
+/// lazily loaded highlighter when `highlight`.
 #[component]
 fn CodeBlock(language: String, code: String, highlight: bool) -> impl IntoView {
     let code_ref = NodeRef::<leptos::html::Code>::new();
@@ -134,7 +134,7 @@ fn CodeBlock(language: String, code: String, highlight: bool) -> impl IntoView {
         let language = language.clone();
         Effect::new(move |_| {
             if let Some(element) = code_ref.get() {
-                colour(&element, &language);
+                super::code::colour(&element, &language);
             }
         });
     }
@@ -144,40 +144,15 @@ fn CodeBlock(language: String, code: String, highlight: bool) -> impl IntoView {
         language.clone()
     };
     let class = (!language.is_empty()).then(|| format!("language-{language}"));
-    let copy = {
-        let code = code.clone();
-        move |_| crate::clipboard::copy(&code)
-    };
     view! {
         <div class="code-block" data-testid="code-block">
             <div class="code-header">
                 <span class="code-language" data-testid="code-language">{label}</span>
-                <button type="button" class="action" data-testid="copy-code-button" aria-label="Copy code" title="Copy code" on:click=copy>
+                <button type="button" class="action" data-testid="copy-code-button" aria-label="Copy code" title="Copy code">
                     "Copy"
                 </button>
             </div>
             <pre><code class=class node_ref=code_ref>{code}</code></pre>
         </div>
     }
-}
-
-/// Hands a finished code block to the highlighter the page defines
-/// (`window.llmChatHighlight`, which imports its module on first use).
-fn colour(code: &leptos::web_sys::HtmlElement, language: &str) {
-    #[cfg(feature = "hydrate")]
-    {
-        use wasm_bindgen::JsCast;
-        let Some(window) = web_sys::window() else {
-            return;
-        };
-        let loader = js_sys::Reflect::get(&window, &"llmChatHighlight".into()).ok();
-        if let Some(loader) = loader
-            .as_ref()
-            .and_then(|loader| loader.dyn_ref::<js_sys::Function>())
-        {
-            let _ = loader.call2(&window, code, &language.into());
-        }
-    }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = (code, language);
 }
