@@ -19,6 +19,10 @@ if [ "${1:-}" = install ]; then
   exit
 fi
 
+# wasm-opt from npm and wasm-bindgen-cli from cargo, as `make setup` installs
+# them: cargo-leptos would otherwise try to download them.
+repo=$(cd "$(dirname "$0")/.." && pwd)
+export PATH="$repo/end2end/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 export RUSTUP_TOOLCHAIN=$toolchain
 # The standard library rebuilt for size, with the panic strategy below.
 export CARGO_UNSTABLE_BUILD_STD=std,panic_abort
@@ -36,4 +40,4 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--cfg erase_components -Zl
 # page (the answers' renderer, the settings and Models panels) in a WASM file
 # of its own.
 cargo leptos build --release --precompress --split --frontend-only
-"$(dirname "$0")/recompress-gzip.sh" target/site
+"$repo/scripts/recompress-gzip.sh" target/site
