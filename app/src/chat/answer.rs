@@ -24,9 +24,18 @@ use super::reasoning::Reasoning;
 use crate::markdown::markdown_view;
 
 /// An answer: `thinking` above `text`. `streaming`: more is coming.
-#[cfg(not(feature = "hydrate"))]
 #[component]
 pub fn Answer(
+    text: ArcRwSignal<String>,
+    thinking: ArcRwSignal<String>,
+    streaming: Signal<bool>,
+) -> impl IntoView {
+    host(text, thinking, streaming)
+}
+
+/// The server's side of [`Answer`]: rendered whole.
+#[cfg(not(feature = "hydrate"))]
+fn host(
     text: ArcRwSignal<String>,
     thinking: ArcRwSignal<String>,
     streaming: Signal<bool>,
@@ -34,10 +43,10 @@ pub fn Answer(
     view! { <div class="answer">{answer_view(text, thinking, streaming)}</div> }
 }
 
-/// An answer: `thinking` above `text`. `streaming`: more is coming.
+/// The browser's side of [`Answer`]: the element hydration adopts, and the
+/// renderer fetched into it.
 #[cfg(feature = "hydrate")]
-#[component]
-pub fn Answer(
+fn host(
     text: ArcRwSignal<String>,
     thinking: ArcRwSignal<String>,
     streaming: Signal<bool>,
