@@ -54,7 +54,7 @@ function mean(values: number[]): number {
 
 test.beforeEach(resetFake);
 
-test('render cost per token over a long Markdown answer', async ({ page }) => {
+test('render cost per token over a long Markdown answer', async ({ page, browser }) => {
   const tokens = Number(process.env.BENCH_RENDER_TOKENS ?? 5000);
   const rate = Number(process.env.BENCH_RENDER_RATE ?? 200);
   const reply = markdownAnswer(tokens);
@@ -107,6 +107,14 @@ test('render cost per token over a long Markdown answer', async ({ page }) => {
   });
 
   await setBehavior({ reply, token_delay_ms: 1000 / rate });
+  // A Chrome trace of the load and the streaming, to find what a long task was made of.
+  const tracePath = process.env.BENCH_BROWSER_TRACE;
+  if (tracePath) {
+    await browser.startTracing(page, {
+      path: tracePath,
+      categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8', 'v8.execute', 'disabled-by-default-v8.gc'],
+    });
+  }
   await openChat(page);
   const hydratedAt = await page.evaluate(() => (window as any).__bench.hydratedAt);
   // Long tasks count from here: loading and hydrating are measured apart.
@@ -115,6 +123,7 @@ test('render cost per token over a long Markdown answer', async ({ page }) => {
   // Tens of seconds at 200 tokens/s: the answer's stats line says it is over.
   await expect(lastAnswer(page).getByTestId('message-stats')).toBeVisible({ timeout: 150_000 });
   await expect(page.locator('[data-testid="message-assistant"] pre code').first()).toBeVisible();
+  if (tracePath) await browser.stopTracing();
 
   const raw = await page.evaluate(() => (window as any).__bench);
   // A frame's cost is shared by the tokens it rendered (those that arrived
