@@ -251,8 +251,8 @@ fn ChatColumn(
             </PanelToggle>
             <NewChatButton session />
         </header>
-        // Plain `Option`s rather than `<Show>`, whose code costs the first
-        // load several KB of WASM each (so throughout the page's first load).
+        // Plain `Option`s rather than `<Show>`: no view of the first load
+        // uses it, and its code would add several KB to that load's WASM.
         {move || settings_open.get().then(|| view! { <LazySettingsPanel session open=settings_open /> })}
         {move || models_open.get().then(|| view! { <LazyModelsPanel models /> })}
         {problem.map(|problem| view! { <p class="banner" role="alert" data-testid="error">{problem}</p> })}

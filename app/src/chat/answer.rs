@@ -83,14 +83,29 @@ fn host(
                 }
                 phase.set_value(Phase::Loading(plain));
                 let (text, thinking, element) = (text.clone(), thinking.clone(), element.clone());
-                owner.with(|| {
-                    leptos::task::spawn_local_scoped_with_cancellation(async move {
-                        yield_to_browser().await;
-                        let handle = mount_live_answer(element, text, thinking, streaming).await;
-                        phase.try_set_value(Phase::Live);
-                        live.try_set_value(Some(handle));
-                    });
-                });
+                let owner = owner.clone();
+                // Mounted in a task of its own: the first answer's mount is the
+                // renderer's first run, and the browser compiles WASM functions
+                // on their first call. With the new turn's own rendering, the
+                // key press that sent the message took 50-75 ms (traced, most
+                // of it compiling), a long task; apart, each is well under.
+                set_timeout(
+                    move || {
+                        // The answer left the page before its turn came.
+                        if phase.try_get_value().is_none() {
+                            return;
+                        }
+                        owner.with(|| {
+                            leptos::task::spawn_local_scoped_with_cancellation(async move {
+                                let handle =
+                                    mount_live_answer(element, text, thinking, streaming).await;
+                                phase.try_set_value(Phase::Live);
+                                live.try_set_value(Some(handle));
+                            });
+                        });
+                    },
+                    std::time::Duration::ZERO,
+                );
             }
             Phase::Loading(Some(plain)) => plain.set_text_content(Some(&text.get())),
             // The server's nodes stay until the renderer, which reads the
@@ -101,26 +116,6 @@ fn host(
     });
 
     view! { <div class="answer" node_ref=host on:click=crate::markdown::code::copy_code></div> }
-}
-
-/// Resolves in a task of its own, once the browser has had its turn.
-///
-/// The first answer's mount is the renderer's first run, and WASM functions
-/// are compiled on their first call: together with the new turn's own
-/// rendering, the task of the key press that sent the message took 50-60 ms
-/// (traced: most of it compiling), a long task. Mounted in a task of its
-/// own, each half stays well under 50 ms, and the sent message is painted
-/// before the renderer starts.
-#[cfg(feature = "hydrate")]
-async fn yield_to_browser() {
-    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
-        set_timeout(
-            move || drop(resolve.call0(&wasm_bindgen::JsValue::UNDEFINED)),
-            std::time::Duration::ZERO,
-        );
-    });
-    // A timer's promise cannot reject.
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 /// Whether `host` shows what the server rendered (hydration adopted it).
