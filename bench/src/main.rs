@@ -130,7 +130,7 @@ impl Args {
 
     /// Whether this path is measured.
     fn measures(&self, kind: PathKind) -> bool {
-        kind == PathKind::Direct
+        matches!(kind, PathKind::Direct | PathKind::Forwarder)
             || self.paths.is_empty()
             || self.paths.iter().any(|path| path.kind() == kind)
     }
@@ -408,6 +408,7 @@ async fn relay_rows(
     let mut gateways = Gateways {
         ours: start_gateway(args, root, &fake).await?,
         pool: start_pool(args, root, &fake).await?,
+        forwarder: start_forwarder(args, &fake).await?,
         litellm: None,
         litellm_router: None,
     };
@@ -422,6 +423,13 @@ async fn relay_rows(
         Target {
             kind: PathKind::Direct,
             base_url: fake.url.clone(),
+            model: MODEL.into(),
+            api_key: None,
+            expected_tokens: None,
+        },
+        Target {
+            kind: PathKind::Forwarder,
+            base_url: gateways.forwarder.url.clone(),
             model: MODEL.into(),
             api_key: None,
             expected_tokens: None,
@@ -579,13 +587,17 @@ async fn relay_rows(
         for index in order {
             let kind = targets[index].kind;
             let is_litellm = kind == PathKind::LiteLlm;
-            // A conversation message relays as a generation does, and the
-            // routed paths are measured for the router's latency: their
-            // rows are their time to first token.
+            // A conversation message relays as a generation does, the
+            // routed paths are measured for the router's latency, and the
+            // forwarder for the floor under it: their rows are their time
+            // to first token.
             if (is_litellm && round > 0)
                 || matches!(
                     kind,
-                    PathKind::Conversation | PathKind::Pool | PathKind::LiteLlmRouter
+                    PathKind::Forwarder
+                        | PathKind::Conversation
+                        | PathKind::Pool
+                        | PathKind::LiteLlmRouter
                 )
             {
                 continue;
@@ -857,11 +869,14 @@ async fn quiet_machine(
     Ok((true, processes::settle(&services, WITHIN).await))
 }
 
-/// The gateways the relay rows go through (the direct path goes through none).
+/// The gateways the relay rows go through (the direct path goes through
+/// none), and the bare forwarder measured beside them.
 struct Gateways {
     ours: Service,
     /// llm-chat routing over three upstreams (one fake, listed three times).
     pool: Service,
+    /// Not a gateway: the bare TCP forwarder, the floor of any relay.
+    forwarder: Service,
     litellm: Option<Service>,
     litellm_router: Option<Service>,
 }
@@ -872,6 +887,7 @@ impl Gateways {
         match kind {
             PathKind::Direct => None,
             PathKind::Pool => Some(&self.pool),
+            PathKind::Forwarder => Some(&self.forwarder),
             PathKind::LiteLlm => self.litellm.as_ref(),
             PathKind::LiteLlmRouter => self.litellm_router.as_ref(),
             PathKind::GenerateStream
@@ -885,6 +901,7 @@ impl Gateways {
         [
             Some(&self.ours),
             Some(&self.pool),
+            Some(&self.forwarder),
             self.litellm.as_ref(),
             self.litellm_router.as_ref(),
         ]
@@ -910,6 +927,13 @@ impl Gateways {
             }
         }
     }
+}
+
+/// The bare TCP forwarder in front of the fake, once it answers through it.
+async fn start_forwarder(args: &Args, fake: &Service) -> Result<Service, String> {
+    let forwarder = processes::tcp_forwarder(&args.bin_dir.join("tcp-forward"), fake)?;
+    wait_ready(&forwarder, "/api/version", Duration::from_secs(10)).await?;
+    Ok(forwarder)
 }
 
 /// llm-chat over three upstreams that are one fake listed three times: the

@@ -15,6 +15,9 @@ use crate::stats::StreamRecord;
 pub enum PathKind {
     /// fake-ollama's `/api/chat`: the limit, with no gateway.
     Direct,
+    /// The direct path through a bare TCP forwarder: what one more process
+    /// on the path costs here before any HTTP work, the floor of any relay.
+    Forwarder,
     /// llm-chat `POST /api/v1/generate/stream`.
     GenerateStream,
     /// llm-chat `POST /api/v1/generations` then `GET …/events`.
@@ -40,9 +43,15 @@ impl PathKind {
         matches!(self, Self::LiteLlm | Self::LiteLlmRouter)
     }
 
+    /// llm-chat's own paths (not the direct path, the forwarder or LiteLLM).
+    pub fn is_ours(self) -> bool {
+        !matches!(self, Self::Direct | Self::Forwarder) && !self.is_litellm()
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Self::Direct => "direct (Ollama NDJSON)",
+            Self::Forwarder => "bare TCP forwarder (no HTTP)",
             Self::GenerateStream => "llm-chat /generate/stream",
             Self::Generations => "llm-chat generations",
             Self::Conversation => "llm-chat conversation message",
@@ -55,7 +64,7 @@ impl PathKind {
 
     fn format(self) -> Format {
         match self {
-            Self::Direct => Format::Ndjson,
+            Self::Direct | Self::Forwarder => Format::Ndjson,
             Self::GenerateStream | Self::Generations | Self::Conversation | Self::Pool => {
                 Format::LlmChatSse
             }
@@ -106,7 +115,7 @@ impl Target {
     ) -> Result<reqwest::Response, String> {
         let messages = json!([{"role": "user", "content": prompt}]);
         let request = match self.kind {
-            PathKind::Direct => client
+            PathKind::Direct | PathKind::Forwarder => client
                 .post(format!("{}/api/chat", self.base_url))
                 .json(&json!({"model": self.model, "messages": messages})),
             PathKind::GenerateStream | PathKind::Pool => client

@@ -189,6 +189,26 @@ pub fn fake_ollama(bin: &Path) -> Result<Service, String> {
     )
 }
 
+/// The bare TCP forwarder (`tcp-forward`) in front of `upstream`: the
+/// floor any relay pays on this machine.
+pub fn tcp_forwarder(bin: &Path, upstream: &Service) -> Result<Service, String> {
+    let port = free_port();
+    let upstream = upstream
+        .url
+        .strip_prefix("http://")
+        .ok_or("the forwarder needs a plain-HTTP upstream")?;
+    spawn(
+        "tcp-forward",
+        format!("http://127.0.0.1:{port}"),
+        Command::new(bin).args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--upstream",
+            upstream,
+        ]),
+    )
+}
+
 /// How llm-chat's embedded backend is set up for a run.
 pub struct Embedded<'a> {
     pub models_dir: &'a Path,
