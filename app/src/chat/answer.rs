@@ -84,11 +84,9 @@ fn host(
                 phase.set_value(Phase::Loading(plain));
                 let (text, thinking, element) = (text.clone(), thinking.clone(), element.clone());
                 let owner = owner.clone();
-                // Mounted in a task of its own: the first answer's mount is the
-                // renderer's first run, and the browser compiles WASM functions
-                // on their first call. With the new turn's own rendering, the
-                // key press that sent the message took 50-75 ms (traced, most
-                // of it compiling), a long task; apart, each is well under.
+                // Mounted in a task of its own, for the reason the answer's row
+                // is drawn in one (`Session::send`): the first mount is the
+                // renderer's first run, all of it compiled on first call.
                 set_timeout(
                     move || {
                         // The answer left the page before its turn came.
