@@ -11,16 +11,23 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const out = join(root, 'public', 'vendor');
 
-// highlight.js names; each brings its own aliases (py, js, ts, sh, html…).
+// highlight.js modules, each registered under its own name with its
+// aliases (py, js, ts, sh, html…), except `shell`: highlight.js's grammar of
+// that name is a terminal session's, which colours only lines after a `$`
+// prompt, and models write ```shell over plain commands. It answers to
+// `console` (its own alias); `shell` is bash.
 const LANGUAGES = [
-  'rust', 'python', 'javascript', 'typescript', 'json', 'bash', 'shell',
-  'xml', 'css', 'sql', 'go', 'c', 'cpp', 'java', 'yaml',
+  'rust', 'python', 'javascript', 'typescript', 'json', 'bash', 'xml', 'css',
+  'sql', 'go', 'c', 'cpp', 'java', 'yaml',
 ];
 
 const entry = `
 import hljs from 'highlight.js/lib/core';
 ${LANGUAGES.map((name, i) => `import l${i} from 'highlight.js/lib/languages/${name}';`).join('\n')}
 ${LANGUAGES.map((name, i) => `hljs.registerLanguage('${name}', l${i});`).join('\n')}
+import session from 'highlight.js/lib/languages/shell';
+hljs.registerLanguage('console', session);
+hljs.registerAliases(['shell'], { languageName: 'bash' });
 
 // highlight.js's own CSS class for a scope ("title.function" → "hljs-title function_").
 function scopeClass(scope) {

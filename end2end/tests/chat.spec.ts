@@ -266,13 +266,17 @@ test('the keyboard alone drives the chat', async ({ page }) => {
   await expect(page.getByTestId('message-user')).toHaveCount(0);
   await expect(button).toBeDisabled();
 
-  await page.keyboard.type('line one');
+  await page.keyboard.type('**line** one');
   await page.keyboard.press('Shift+Enter');
   await page.keyboard.type('line two');
-  await expect(input).toHaveValue('line one\nline two');
+  await expect(input).toHaveValue('**line** one\nline two');
   await page.keyboard.press('Enter');
   await waitForAnswer(page);
-  await expect(page.getByTestId('message-user').getByTestId('message-text')).toHaveText('line one\nline two');
+  // The user's own words as typed: no Markdown, the line break on screen
+  // (innerText follows the CSS; a string toHaveText would fold the break).
+  const sent = page.getByTestId('message-user').getByTestId('message-text');
+  await expect(sent).toHaveJSProperty('innerText', '**line** one\nline two');
+  await expect(sent.locator('strong')).toHaveCount(0);
 
   // Shift+Tab from the message box reaches the clear button; Space presses it.
   await input.focus();

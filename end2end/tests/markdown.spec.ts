@@ -42,8 +42,6 @@ test('a streamed answer renders its table, list and code block while it streams'
   await expect(busy.locator('table tbody tr')).toHaveCount(2);
   await expect(busy.locator('ul > li')).toHaveCount(3);
   await expect(busy.getByTestId('code-block')).toHaveCount(1);
-  // Code is coloured once its block is finished, never token by token.
-  await expect(busy.locator('pre code span')).toHaveCount(0);
   await waitForAnswer(page);
   await expect(answer.locator('pre code .hljs-keyword').first()).toHaveText('fn');
   await expect(answer.locator('pre code .hljs-string')).toHaveText('"hi"');
@@ -57,6 +55,57 @@ test('a streamed answer renders its table, list and code block while it streams'
   // Markdown syntax is not left on screen.
   await expect(answerText(page)).not.toContainText('|---');
   await expect(answerText(page)).not.toContainText('```');
+});
+
+// A block in each language the highlighter carries, each followed by a line
+// of prose but the last, followed only by a long sentence: a block is final
+// once two more blocks follow, so the last one is not until the answer ends.
+const SNIPPETS: [string, string][] = [
+  ['python', 'def add(a, b):\n    return a + b'],
+  ['javascript', 'const total = items.length;'],
+  ['typescript', 'let count: number = 2;'],
+  ['json', '{"name": "app", "port": 8080}'],
+  ['shell', 'echo "hello" | grep hel'],
+  ['html', '<p class="note">hi</p>'],
+  ['css', 'p { color: red; }'],
+  ['sql', 'SELECT id FROM users WHERE id = 1;'],
+  ['go', 'func main() {}'],
+  ['c', 'int main(void) { return 0; }'],
+  ['cpp', 'int main() { return 0; }'],
+  ['java', 'public class App {}'],
+  ['yaml', 'name: app'],
+];
+const fence = ([language, code]: [string, string]) => ['```' + language, code, '```', ''].join('\n');
+const POLYGLOT =
+  SNIPPETS.slice(0, -1)
+    .map((snippet) => `${fence(snippet)}\nThat was ${snippet[0]}.\n\n`)
+    .join('') +
+  fence(SNIPPETS[SNIPPETS.length - 1]) +
+  '\nAnd that is every language, one block after another, with this closing sentence streaming slowly, word by ' +
+  'word, long enough that the last code block above it stays a block that can still change while the answer ' +
+  'goes on for a good while longer than any check of it takes, so nothing here races the end of the answer.';
+
+test('code in each common language is coloured once its block is finished, not token by token', async ({ page }) => {
+  await setBehavior({ reply: POLYGLOT, token_delay_ms: 25 });
+  await openChat(page);
+  await send(page, 'Show me code');
+
+  const busy = page.locator('[data-testid="message-assistant"][aria-busy="true"]');
+  const colour = '[class^="hljs-"]';
+  // The first block is final once two more follow: coloured while the answer streams.
+  await expect(busy.locator('pre code').first().locator(colour).first()).toBeAttached();
+  // The last one is followed by one paragraph until the end: still uncoloured,
+  // though its fence closed long ago.
+  await expect(busy.getByTestId('code-block')).toHaveCount(SNIPPETS.length);
+  await expect(busy.getByText('closing sentence streaming')).toBeVisible();
+  await expect(busy.locator('pre code').last().locator('span')).toHaveCount(0);
+
+  await waitForAnswer(page);
+  const answer = lastAnswer(page);
+  for (const [index, [language]] of SNIPPETS.entries()) {
+    await expect(answer.getByTestId('code-language').nth(index)).toHaveText(language);
+    await expect(answer.locator('pre code').nth(index).locator(colour).first(), language).toBeAttached();
+  }
 });
 
 test('a finished block keeps its DOM nodes while later tokens arrive', async ({ page }) => {

@@ -1,7 +1,7 @@
 //! Parser events into a tree of nodes, with the safety rules applied: what
 //! the tree holds is all the page will ever show of an answer.
 
-use pulldown_cmark::{Alignment, CodeBlockKind, Event, HeadingLevel, Tag, TagEnd};
+use pulldown_cmark::{Alignment, CodeBlockKind, Event, HeadingLevel, LinkType, Tag, TagEnd};
 
 use super::links;
 
@@ -183,9 +183,18 @@ impl TreeBuilder {
             Tag::Superscript => self.open("sup", Vec::new()),
             Tag::Subscript => self.open("sub", Vec::new()),
             Tag::Link {
-                dest_url, title, ..
+                link_type,
+                dest_url,
+                title,
+                ..
             } => {
                 self.in_link += 1;
+                // `<me@example.com>` comes as the bare address.
+                let dest_url = if link_type == LinkType::Email {
+                    format!("mailto:{dest_url}").into()
+                } else {
+                    dest_url
+                };
                 match links::safe_href(&dest_url) {
                     Some(href) => self.open("a", links::link_attrs(href, &title)),
                     // A link nobody should follow: its text, unlinked.
@@ -439,6 +448,14 @@ mod tests {
         assert_eq!(
             html("<javascript:alert(1)>"),
             "<p><span>javascript:alert(1)</span></p>"
+        );
+        assert_eq!(
+            html("Write to <me@example.com>."),
+            "<p>Write to <a href=\"mailto:me@example.com\" target=\"_blank\" rel=\"noopener noreferrer\">me@example.com</a>.</p>"
+        );
+        assert_eq!(
+            html("[mail](mailto:me@example.com)"),
+            "<p><a href=\"mailto:me@example.com\" target=\"_blank\" rel=\"noopener noreferrer\">mail</a></p>"
         );
         assert_eq!(
             html("<https://example.com>"),
