@@ -109,9 +109,29 @@ fn blank_line_before(text: &str, at: usize) -> bool {
 pub fn reaches_back(text: &str) -> bool {
     text.contains("[^")
         || text.lines().any(|line| {
-            let line = line.trim_start_matches(['>', ' ']);
+            let line = inside_containers(line);
             line.starts_with('[') && line.contains("]:")
         })
+}
+
+/// A line with its block quotes' `>` and its list items' markers taken off
+/// the front: a definition inside either still defines for the whole answer.
+fn inside_containers(mut line: &str) -> &str {
+    loop {
+        let rest = line.trim_start_matches([' ', '\t', '>']);
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let marker = match rest.as_bytes().first() {
+            Some(b'-' | b'*' | b'+') => 1,
+            Some(_) if (1..=9).contains(&digits) && rest[digits..].starts_with(['.', ')']) => {
+                digits + 1
+            }
+            _ => return rest,
+        };
+        match rest[marker..].strip_prefix([' ', '\t']) {
+            Some(item) => line = item,
+            None => return rest,
+        }
+    }
 }
 
 /// The nodes of `text`; when `streaming`, its last block as if its open

@@ -212,4 +212,24 @@ mod tests {
             to_html(&update.tail)
         );
     }
+
+    #[test]
+    fn a_reference_definition_in_a_list_or_quote_re_renders_the_whole_answer() {
+        for definition in [
+            "- [d]: https://example.com",
+            "1. [d]: https://example.com",
+            "> - [d]: https://example.com",
+        ] {
+            let mut renderer = Incremental::new();
+            let start = "See [the docs][d].\n\nMore.\n\nAnd more.\n\n";
+            assert_eq!(renderer.update(start, true).finished.len(), 1);
+            let update = renderer.update(&format!("{start}{definition}\n"), true);
+            assert!(update.reset, "{definition}");
+            assert!(
+                to_html(&update.tail).contains("<a href=\"https://example.com\""),
+                "{definition}: {}",
+                to_html(&update.tail)
+            );
+        }
+    }
 }
