@@ -21,9 +21,14 @@ test('reasoning streams collapsed above the answer, and opens on demand', async 
   await expect(answer.getByTestId('reasoning-summary')).toHaveText('Thinking…');
   await expect(reasoning).not.toHaveAttribute('open', '');
   await expect(answer.getByTestId('reasoning-text')).toBeHidden();
+  // The thoughts stream in as they come, before the answer's first word.
+  await expect(answer.getByTestId('reasoning-text')).toContainText('The user asks');
   await expect(answerText(page)).toHaveText('');
 
   await waitForAnswer(page);
+  // Above the answer.
+  const [section, text] = [await reasoning.boundingBox(), await answerText(page).boundingBox()];
+  expect(section!.y + section!.height).toBeLessThanOrEqual(text!.y);
   await expect(answer.getByTestId('reasoning-summary')).toHaveText('Reasoning');
   await expect(reasoning).not.toHaveAttribute('open', '');
   // The thoughts stay out of the answer.
