@@ -46,7 +46,7 @@ pub fn link_attrs(href: String, title: &str) -> Vec<(&'static str, String)> {
 /// Turns bare `https://…`, `http://…` and `www.…` in text nodes into links,
 /// as GFM does: the link starts after whitespace or an opening delimiter and
 /// ends at whitespace or `<`, without trailing punctuation or an unbalanced
-/// closing parenthesis.
+/// closing parenthesis. Bare e-mail addresses become `mailto:` links.
 pub fn autolink(children: Vec<Node>) -> Vec<Node> {
     if !children
         .iter()
@@ -57,7 +57,16 @@ pub fn autolink(children: Vec<Node>) -> Vec<Node> {
     let mut out = Vec::with_capacity(children.len());
     for child in children {
         match child {
-            Node::Text(text) if may_hold_url(&text) => split_urls(&text, &mut out),
+            Node::Text(text) if may_hold_url(&text) => {
+                let mut urls = Vec::new();
+                split_urls(&text, &mut urls);
+                for node in urls {
+                    match node {
+                        Node::Text(text) if text.contains('@') => split_emails(&text, &mut out),
+                        other => out.push(other),
+                    }
+                }
+            }
             other => out.push(other),
         }
     }
@@ -65,7 +74,51 @@ pub fn autolink(children: Vec<Node>) -> Vec<Node> {
 }
 
 fn may_hold_url(text: &str) -> bool {
-    text.contains("http://") || text.contains("https://") || text.contains("www.")
+    text.contains("http://")
+        || text.contains("https://")
+        || text.contains("www.")
+        || text.contains('@')
+}
+
+/// GFM's extended e-mail autolinks: letters, digits and `.-_+` before the
+/// `@`; after it, letters, digits, `-` and `_` in at least two dot-separated
+/// parts, not ending in `-` or `_` (a final `.` is the sentence's).
+fn split_emails(text: &str, out: &mut Vec<Node>) {
+    let local = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+');
+    let domain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    let mut plain_from = 0;
+    for (at, _) in text.match_indices('@') {
+        if at < plain_from {
+            continue;
+        }
+        let start = text[plain_from..at]
+            .rfind(|c: char| !local(c))
+            .map_or(plain_from, |i| plain_from + i + 1);
+        let after = &text[at + 1..];
+        let host =
+            after[..after.find(|c: char| !domain(c)).unwrap_or(after.len())].trim_end_matches('.');
+        let valid = start < at
+            && host.contains('.')
+            && host.split('.').all(|part| !part.is_empty())
+            && !host.ends_with(['-', '_']);
+        if !valid {
+            continue;
+        }
+        let end = at + 1 + host.len();
+        if plain_from < start {
+            out.push(Node::Text(text[plain_from..start].to_string()));
+        }
+        let address = &text[start..end];
+        out.push(Node::Element {
+            tag: "a",
+            attrs: link_attrs(format!("mailto:{address}"), ""),
+            children: vec![Node::Text(address.to_string())],
+        });
+        plain_from = end;
+    }
+    if plain_from < text.len() {
+        out.push(Node::Text(text[plain_from..].to_string()));
+    }
 }
 
 fn split_urls(text: &str, out: &mut Vec<Node>) {
@@ -212,6 +265,47 @@ mod tests {
                 Node::Text(")".into()),
             ]
         );
+    }
+
+    #[test]
+    fn bare_email_addresses_become_mail_links() {
+        assert_eq!(
+            linked("Write to me.too+x@mail.example.com. Thanks"),
+            vec![
+                Node::Text("Write to ".into()),
+                link(
+                    "mailto:me.too+x@mail.example.com",
+                    "me.too+x@mail.example.com"
+                ),
+                Node::Text(". Thanks".into()),
+            ]
+        );
+        assert_eq!(
+            linked("a@b.co and c@d.org"),
+            vec![
+                link("mailto:a@b.co", "a@b.co"),
+                Node::Text(" and ".into()),
+                link("mailto:c@d.org", "c@d.org"),
+            ]
+        );
+        // A URL's user part is the URL's, linked once.
+        assert_eq!(
+            linked("https://user@example.com/x"),
+            vec![link(
+                "https://user@example.com/x",
+                "https://user@example.com/x"
+            )]
+        );
+        for text in [
+            "foo@bar",
+            "@example.com",
+            "me@example.com_",
+            "me@example-.com-",
+            "a@.com",
+            "me@ex..com",
+        ] {
+            assert_eq!(linked(text), vec![Node::Text(text.into())], "{text}");
+        }
     }
 
     #[test]
