@@ -133,6 +133,42 @@ test('a finished block keeps its DOM nodes while later tokens arrive', async ({ 
   expect(vendored).toEqual([]);
 });
 
+test('an answer streaming faster than frames is rendered at most once a frame', async ({ page }) => {
+  // A token every 2 ms: several arrive between two frames.
+  const words = Array.from({ length: 600 }, (_, i) => `word${i}`).join(' ');
+  await setBehavior({ reply: words, token_delay_ms: 2 });
+  await openChat(page);
+  await send(page, 'Talk fast');
+  const text = answerText(page);
+  await expect(text).toContainText('word5 ');
+
+  // Each batch of DOM changes in the answer, stamped with the frame it fell
+  // in (a frame counter ticks first in every frame).
+  const stamps = await text.evaluate(
+    (element) =>
+      new Promise<number[]>((resolve) => {
+        let frame = 0;
+        let counting = true;
+        const tick = () => {
+          frame += 1;
+          if (counting) requestAnimationFrame(tick);
+        };
+        requestAnimationFrame(tick);
+        const seen: number[] = [];
+        const observer = new MutationObserver(() => seen.push(frame));
+        observer.observe(element, { childList: true, subtree: true, characterData: true });
+        setTimeout(() => {
+          counting = false;
+          observer.disconnect();
+          resolve(seen);
+        }, 400);
+      }),
+  );
+  // It rendered while observed: more than a few frames' worth.
+  expect(stamps.length).toBeGreaterThan(5);
+  expect(stamps.length, `frames of the renders: ${stamps}`).toBe(new Set(stamps).size);
+});
+
 test('Copy on a code block puts the code on the clipboard', async ({ context, page }) => {
   await context.grantPermissions(['clipboard-read', 'clipboard-write']);
   await setBehavior({ reply: ANSWER });
