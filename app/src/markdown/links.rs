@@ -1,4 +1,6 @@
-//! Which links an answer may carry, and GFM's bare-URL autolinks.
+//! Which links an answer may carry, and GFM's autolinks of bare URLs and e-mail addresses.
+
+use std::ops::Range;
 
 use super::tree::Node;
 
@@ -84,16 +86,46 @@ fn may_hold_url(text: &str) -> bool {
 /// `@`; after it, letters, digits, `-` and `_` in at least two dot-separated
 /// parts, not ending in `-` or `_` (a final `.` is the sentence's).
 fn split_emails(text: &str, out: &mut Vec<Node>) {
+    split_links(text, out, next_email);
+}
+
+fn split_urls(text: &str, out: &mut Vec<Node>) {
+    split_links(text, out, next_url);
+}
+
+/// `text` as plain runs and the links `next` finds in it, in order:
+/// `next(text, from)` is the first link at or after `from`, as its range and
+/// its href.
+fn split_links(
+    text: &str,
+    out: &mut Vec<Node>,
+    next: impl Fn(&str, usize) -> Option<(Range<usize>, String)>,
+) {
+    let mut plain_from = 0;
+    while let Some((link, href)) = next(text, plain_from) {
+        if plain_from < link.start {
+            out.push(Node::Text(text[plain_from..link.start].to_string()));
+        }
+        out.push(Node::Element {
+            tag: "a",
+            attrs: link_attrs(href, ""),
+            children: vec![Node::Text(text[link.clone()].to_string())],
+        });
+        plain_from = link.end;
+    }
+    if plain_from < text.len() {
+        out.push(Node::Text(text[plain_from..].to_string()));
+    }
+}
+
+fn next_email(text: &str, from: usize) -> Option<(Range<usize>, String)> {
     let local = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+');
     let domain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
-    let mut plain_from = 0;
-    for (at, _) in text.match_indices('@') {
-        if at < plain_from {
-            continue;
-        }
-        let start = text[plain_from..at]
+    text[from..].match_indices('@').find_map(|(at, _)| {
+        let at = from + at;
+        let start = text[from..at]
             .rfind(|c: char| !local(c))
-            .map_or(plain_from, |i| plain_from + i + 1);
+            .map_or(from, |i| from + i + 1);
         let after = &text[at + 1..];
         let host =
             after[..after.find(|c: char| !domain(c)).unwrap_or(after.len())].trim_end_matches('.');
@@ -101,53 +133,23 @@ fn split_emails(text: &str, out: &mut Vec<Node>) {
             && host.contains('.')
             && host.split('.').all(|part| !part.is_empty())
             && !host.ends_with(['-', '_']);
-        if !valid {
-            continue;
-        }
         let end = at + 1 + host.len();
-        if plain_from < start {
-            out.push(Node::Text(text[plain_from..start].to_string()));
-        }
-        let address = &text[start..end];
-        out.push(Node::Element {
-            tag: "a",
-            attrs: link_attrs(format!("mailto:{address}"), ""),
-            children: vec![Node::Text(address.to_string())],
-        });
-        plain_from = end;
-    }
-    if plain_from < text.len() {
-        out.push(Node::Text(text[plain_from..].to_string()));
-    }
+        valid.then(|| (start..end, format!("mailto:{}", &text[start..end])))
+    })
 }
 
-fn split_urls(text: &str, out: &mut Vec<Node>) {
-    let mut plain_from = 0;
-    let mut from = 0;
+fn next_url(text: &str, mut from: usize) -> Option<(Range<usize>, String)> {
     while let Some((start, matched, href_prefix)) = next_url_start(text, from) {
         let end = start + url_end(&text[start..]);
         // A prefix with no host after it ("see https:// now") is text.
         let has_host = end > start + matched
             && text[start + matched..end].contains(|c: char| c.is_alphanumeric());
-        if !has_host {
-            from = start + matched;
-            continue;
+        if has_host {
+            return Some((start..end, format!("{href_prefix}{}", &text[start..end])));
         }
-        if plain_from < start {
-            out.push(Node::Text(text[plain_from..start].to_string()));
-        }
-        let url = &text[start..end];
-        out.push(Node::Element {
-            tag: "a",
-            attrs: link_attrs(format!("{href_prefix}{url}"), ""),
-            children: vec![Node::Text(url.to_string())],
-        });
-        plain_from = end;
-        from = end;
+        from = start + matched;
     }
-    if plain_from < text.len() {
-        out.push(Node::Text(text[plain_from..].to_string()));
-    }
+    None
 }
 
 /// Where the next URL at or after `from` starts in `text`, the length of the
